@@ -1,0 +1,182 @@
+"""Template shared by every torch classifier: validation, label encoding, seeding, prediction."""
+
+import warnings
+
+import numpy as np
+import torch
+from scipy.special import log_softmax, softmax
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._device import draw_seed, resolve_device, seeded
+
+# reason shared by every estimator trained by stochastic mini-batches
+STOCHASTIC_SAMPLE_WEIGHT_REASON = (
+    "trained by stochastic mini-batches: repeating a sample changes which batches are drawn, so "
+    "integer weights equal repetition only in expectation, not to the 1e-7 the check demands"
+)
+
+
+def validate_classification_data(estimator, X, y, sample_weight=None, *, min_classes=2):
+    """Validate ``(X, y)`` at the top of ``fit`` and set the attributes every classifier has.
+
+    Sets ``n_features_in_`` (and ``feature_names_in_``), ``classes_`` and
+    ``class_counts_``; returns ``X`` as float32, ``y`` encoded as 0..C-1 and the
+    sample weights as float32 (ones when none are given, so that weighted and
+    unweighted fits run the same arithmetic).
+    """
+    X, y = validate_data(estimator, X, y, dtype=[np.float32, np.float64], ensure_min_samples=1)
+    check_classification_targets(y)
+    classes, y_encoded, counts = np.unique(y, return_inverse=True, return_counts=True)
+    if len(classes) < min_classes:
+        raise ValueError(
+            f"{type(estimator).__name__} needs samples of at least {min_classes} classes to learn, but "
+            f"y has {len(classes)} class ({classes[0]!r}). Check that y is the label vector and was not "
+            f"filtered down to one class."
+        )
+    estimator.classes_ = classes
+    estimator.class_counts_ = counts
+    sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32)
+    if not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0) or sample_weight.sum() <= 0:
+        raise ValueError("sample_weight must be finite, non-negative and not all zero.")
+    return np.asarray(X, dtype=np.float32), y_encoded.astype(np.int64), sample_weight
+
+
+class ClassifierOutputMixin:
+    """``predict``, ``predict_proba``, ``predict_log_proba`` and ``decision_function`` from ``_logits``.
+
+    Subclasses implement ``_logits(X) -> ndarray (n_samples, n_classes)`` on
+    validated float32 input. Probabilities are a softmax of the logits in
+    float64, so they rank exactly like ``decision_function``.
+    """
+
+    def _validated_logits(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        return np.asarray(self._logits(np.asarray(X, dtype=np.float32)), dtype=np.float64)
+
+    def decision_function(self, X):
+        """Class scores (logits); for two classes, the score of ``classes_[1]`` minus ``classes_[0]``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
+        """
+        logits = self._validated_logits(X)
+        if len(self.classes_) == 2:
+            return logits[:, 1] - logits[:, 0]
+        return logits
+
+    def predict_proba(self, X):
+        """Class probabilities, softmax of the logits, columns in ``classes_`` order.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        return softmax(self._validated_logits(X), axis=1)
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`, computed stably.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        return log_softmax(self._validated_logits(X), axis=1)
+
+    def predict(self, X):
+        """Predicted class labels (from ``classes_``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        logits = self._validated_logits(X)
+        return self.classes_[np.argmax(logits, axis=1)]
+
+
+class BaseTorchClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstimator):
+    """Base of the library's torch classifiers (not used directly).
+
+    ``fit`` validates the data, resolves ``device`` into ``device_``, seeds torch
+    from ``random_state`` without touching the caller's RNG, and delegates the
+    training to ``_fit_net(X, y_encoded, sample_weight, generator)``, which
+    returns the fitted skorch net stored as ``net_`` (its history as
+    ``history_``). ``_after_fit()`` may then read learned pieces off the net.
+
+    Subclasses define ``__init__`` with their parameters, among them ``device``,
+    ``random_state`` and ``verbose``.
+    """
+
+    _expected_failed_checks = {
+        "check_sample_weight_equivalence_on_dense_data": STOCHASTIC_SAMPLE_WEIGHT_REASON,
+    }
+
+    def _check_params(self):
+        """Validate hyper-parameters (called at the top of ``fit``, after the data)."""
+
+    def _fit_net(self, X, y, sample_weight, generator):
+        raise NotImplementedError
+
+    def _after_fit(self):
+        """Read learned pieces off ``net_`` (optional)."""
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training features.
+        y : array-like of shape (n_samples,)
+            Class labels of any hashable type.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the training loss.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X, y_encoded, sample_weight = validate_classification_data(self, X, y, sample_weight)
+        self._check_params()
+        self.device_ = resolve_device(self.device)
+        with seeded(draw_seed(self.random_state), self.device_) as generator:
+            self.net_ = self._fit_net(X, y_encoded, sample_weight, generator)
+        self.history_ = self.net_.history
+        self._after_fit()
+        return self
+
+    def _logits(self, X):
+        return self.net_.predict_logits(X).numpy()
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # skorch maps a CUDA net to the CPU when loaded on a machine without CUDA; follow it
+        net = state.get("net_")
+        if net is not None and str(state.get("device_", "cpu")).startswith("cuda") and not torch.cuda.is_available():
+            warnings.warn(
+                f"{type(self).__name__} was trained on {state['device_']!r}; no CUDA device here, "
+                "so it predicts on the CPU (same parameters, float32).",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.device_ = str(net.device)

@@ -1,0 +1,227 @@
+"""Tensor dataset and batch-index samplers: the data path that costs what a raw torch loop costs.
+
+skorch's default path indexes numpy arrays sample by sample and collates the
+rows again, which costs ~35 % of an epoch of a linear head (see
+``benchmarks/bench_speed.py``). Here a sampler yields one index tensor per batch
+and the dataset gathers the whole batch with one indexing operation; use them
+with ``DataLoader(dataset, batch_size=None, sampler=...)`` (in skorch:
+``iterator_train__sampler=..., iterator_train__batch_size=None``).
+"""
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ..utils._validation import check_option, check_positive_int
+
+
+class ArrayDataset(Dataset):
+    """Features, labels and per-sample weights held as tensors, indexed a batch at a time.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Converted to a float32 tensor (copied: the caller's array is never modified).
+    y : array-like of shape (n_samples,), default=None
+        Integer-encoded labels, converted to int64.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Per-sample loss weights. When given, an item's target is ``(y, w)``.
+    device : str or torch.device, default="cpu"
+        Where the tensors live; on a GPU, keeping them there avoids a copy per batch.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sklearn_lt.torch import ArrayDataset
+    >>> ds = ArrayDataset(np.eye(3), np.array([0, 1, 2]))
+    >>> X, y = ds[torch.tensor([2, 0])]
+    >>> X.dtype, y.tolist()
+    (torch.float32, [2, 0])
+    """
+
+    def __init__(self, X, y=None, sample_weight=None, device="cpu"):
+        self.X = torch.tensor(np.asarray(X), dtype=torch.float32, device=device)
+        self.y = None if y is None else torch.tensor(np.asarray(y), dtype=torch.int64, device=device)
+        self.sample_weight = (
+            None
+            if sample_weight is None
+            else torch.tensor(np.asarray(sample_weight), dtype=torch.float32, device=device)
+        )
+        for name, t in (("y", self.y), ("sample_weight", self.sample_weight)):
+            if t is not None and len(t) != len(self.X):
+                raise ValueError(f"{name} has {len(t)} entries but X has {len(self.X)} rows.")
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, index):
+        if isinstance(index, torch.Tensor) and index.device != self.X.device:
+            index = index.to(self.X.device)
+        Xb = self.X[index]
+        if self.y is None:
+            # skorch's convention for "no target": a placeholder of the batch's length
+            return Xb, torch.zeros(len(Xb) if Xb.ndim > 1 else 1, dtype=torch.int64)
+        yb = self.y[index]
+        if self.sample_weight is None:
+            return Xb, yb
+        return Xb, (yb, self.sample_weight[index])
+
+
+def _n_batches(n, batch_size):
+    return (n + batch_size - 1) // batch_size
+
+
+class SequentialBatchSampler(Sampler):
+    """Yield ``arange(n)`` in consecutive index tensors of ``batch_size`` (for prediction).
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of samples to cover.
+    batch_size : int
+        Largest batch; the last one may be smaller.
+
+    Examples
+    --------
+    >>> from sklearn_lt.torch import SequentialBatchSampler
+    >>> [b.tolist() for b in SequentialBatchSampler(5, 2)]
+    [[0, 1], [2, 3], [4]]
+    """
+
+    def __init__(self, n_samples, batch_size):
+        self.n_samples = int(n_samples)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+
+    def __len__(self):
+        return _n_batches(self.n_samples, self.batch_size)
+
+    def __iter__(self):
+        for start in range(0, self.n_samples, self.batch_size):
+            yield torch.arange(start, min(start + self.batch_size, self.n_samples))
+
+
+class ShuffledBatchSampler(Sampler):
+    """Instance sampling: a fresh permutation each epoch, cut into index-tensor batches.
+
+    Parameters
+    ----------
+    n_samples : int
+        Dataset length.
+    batch_size : int
+        Largest batch.
+    generator : torch.Generator, default=None
+        Source of randomness; seeding it makes the epochs reproducible.
+    drop_last : bool, default=False
+        Drop the last batch when it is smaller than ``batch_size``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_lt.torch import ShuffledBatchSampler
+    >>> s = ShuffledBatchSampler(5, 2, generator=torch.Generator().manual_seed(0))
+    >>> sorted(torch.cat(list(s)).tolist())
+    [0, 1, 2, 3, 4]
+    """
+
+    def __init__(self, n_samples, batch_size, *, generator=None, drop_last=False):
+        self.n_samples = int(n_samples)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.generator = generator
+        self.drop_last = drop_last
+
+    def __len__(self):
+        if self.drop_last:
+            return self.n_samples // self.batch_size
+        return _n_batches(self.n_samples, self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(self.n_samples, generator=self.generator)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield order[start : start + self.batch_size]
+
+
+class ClassBalancedSampler(Sampler):
+    """Draw samples with replacement, choosing the class first and then a sample of it.
+
+    With the default ``class_probs="balanced"`` every class is equally likely at
+    each draw (the class-balanced / class-aware sampling of Kang et al.), which
+    is the same as drawing each sample with weight ``1 / n_{y_i}``.
+    ``"reversed"`` draws a class with probability proportional to ``1 / n_c``
+    (the *class-reversed* sampler of SMART and H2T), ``"instance"`` proportional
+    to ``n_c`` (plain sampling with replacement); an array gives the class
+    probabilities directly.
+
+    Yields index tensors of ``batch_size`` draws (the last batch may be smaller),
+    so it plugs into ``DataLoader(dataset, batch_size=None, sampler=...)`` and
+    skorch's ``iterator_train__sampler`` with ``iterator_train__batch_size=None``.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Labels of the dataset the indices refer to (any hashable type).
+    batch_size : int
+        Draws per yielded index tensor.
+    class_probs : {"balanced", "reversed", "instance"} or array-like, default="balanced"
+        Probability of drawing each class (array: in ``np.unique(y)`` order).
+    n_draws : int, default=None
+        Draws per epoch; ``None`` means ``len(y)``.
+    generator : torch.Generator, default=None
+        Source of randomness.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The classes found in ``y``.
+    class_probs_ : ndarray of shape (n_classes,)
+        Probability of drawing each class.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sklearn_lt.torch import ClassBalancedSampler
+    >>> y = np.array([0] * 98 + [1, 2])
+    >>> s = ClassBalancedSampler(y, batch_size=3000, generator=torch.Generator().manual_seed(0))
+    >>> counts = np.bincount(y[next(iter(s)).numpy()])
+    >>> bool(np.all(np.abs(counts / 3000 - 1 / 3) < 0.05))
+    True
+    """
+
+    def __init__(self, y, batch_size, *, class_probs="balanced", n_draws=None, generator=None):
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) == 0:
+            raise ValueError(f"y must be a non-empty 1-d array, got shape {y.shape}.")
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.n_draws = len(y) if n_draws is None else check_positive_int("n_draws", n_draws)
+        self.generator = generator
+        self.classes_, y_enc, counts = np.unique(y, return_inverse=True, return_counts=True)
+        if isinstance(class_probs, str):
+            check_option("class_probs", class_probs, ("balanced", "reversed", "instance"))
+            power = {"instance": 1.0, "balanced": 0.0, "reversed": -1.0}[class_probs]
+            probs = counts.astype(np.float64) ** power
+        else:
+            probs = np.asarray(class_probs, dtype=np.float64)
+            if probs.shape != counts.shape or np.any(probs < 0) or not probs.sum() > 0:
+                raise ValueError(
+                    f"class_probs must be {len(counts)} non-negative numbers (one per class in "
+                    f"np.unique(y) order) with a positive sum, got {class_probs!r}."
+                )
+        self.class_probs_ = probs / probs.sum()
+        order = np.argsort(y_enc, kind="stable")
+        self._order = torch.as_tensor(order, dtype=torch.int64)
+        self._starts = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]), dtype=torch.int64)
+        self._counts = torch.as_tensor(counts, dtype=torch.int64)
+        self._probs = torch.as_tensor(self.class_probs_, dtype=torch.float64)
+
+    def __len__(self):
+        return _n_batches(self.n_draws, self.batch_size)
+
+    def draw(self, n):
+        """Draw ``n`` sample indices at once (one index tensor)."""
+        classes = torch.multinomial(self._probs, n, replacement=True, generator=self.generator)
+        offset = (torch.rand(n, generator=self.generator, dtype=torch.float64) * self._counts[classes]).long()
+        return self._order[self._starts[classes] + offset]
+
+    def __iter__(self):
+        drawn = self.draw(self.n_draws)
+        for start in range(0, self.n_draws, self.batch_size):
+            yield drawn[start : start + self.batch_size]

@@ -1,0 +1,174 @@
+"""The one skorch training core every torch estimator of the library goes through."""
+
+import numbers
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import GradientNormClipping, LRScheduler
+from skorch.dataset import unpack_data
+from torch.utils.data import DataLoader
+
+from ..utils._validation import check_option
+from ._data import ArrayDataset, SequentialBatchSampler, ShuffledBatchSampler, ClassBalancedSampler
+
+_OPTIMIZERS = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+}
+_SAMPLINGS = ("instance", "class_balanced")
+
+
+class LTNet(NeuralNet):
+    """skorch ``NeuralNet`` with the library's data path and weighted losses.
+
+    Differences from ``NeuralNet``, each because the default is wrong or slow
+    for long-tailed feature matrices:
+
+    - prediction and validation iterate an :class:`ArrayDataset` by index-tensor
+      batches (``predict_batch_size`` rows each) instead of sample by sample;
+    - a target may be ``(y, sample_weight)``; the criterion gets both;
+    - ``train_batch_hook(batch) -> batch`` may rewrite each training batch
+      (online augmentation) before the forward pass.
+
+    The criterion is called as ``criterion(logits, y, sample_weight)``.
+    """
+
+    def __init__(self, *args, predict_batch_size=4096, train_batch_hook=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.predict_batch_size = predict_batch_size
+        self.train_batch_hook = train_batch_hook
+
+    def get_iterator(self, dataset, training=False):
+        if not training and isinstance(dataset, ArrayDataset) and "sampler" not in self.get_params_for(
+            "iterator_valid"
+        ):
+            sampler = SequentialBatchSampler(len(dataset), self.predict_batch_size)
+            return DataLoader(dataset, batch_size=None, sampler=sampler)
+        return super().get_iterator(dataset, training=training)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        sample_weight = None
+        if isinstance(y_true, (tuple, list)):
+            y_true, sample_weight = y_true
+        return self.criterion_(y_pred, y_true, sample_weight)
+
+    def train_step_single(self, batch, **fit_params):
+        if self.train_batch_hook is not None:
+            batch = self.train_batch_hook(batch)
+        return super().train_step_single(batch, **fit_params)
+
+    def predict_logits(self, X):
+        """Raw module outputs for a feature matrix, as a float32 CPU tensor."""
+        return self.forward(ArrayDataset(X, device=self.device), training=False, device="cpu")
+
+
+def make_train_sampler(y, *, sampling, batch_size, generator, n_draws=None):
+    """The training sampler for ``sampling`` in {"instance", "class_balanced"}."""
+    check_option("sampling", sampling, _SAMPLINGS)
+    if sampling == "class_balanced":
+        return ClassBalancedSampler(y, batch_size, n_draws=n_draws, generator=generator)
+    return ShuffledBatchSampler(len(y), batch_size, generator=generator)
+
+
+def train_module(
+    module,
+    criterion,
+    X,
+    y,
+    *,
+    sample_weight=None,
+    sampler,
+    max_epochs,
+    optimizer="sgd",
+    lr=0.1,
+    optimizer_kwargs=None,
+    lr_schedule="cosine",
+    grad_clip=None,
+    callbacks=None,
+    valid_data=None,
+    device="cpu",
+    verbose=0,
+    train_batch_hook=None,
+    predict_batch_size=4096,
+):
+    """Train ``module`` on ``(X, y)`` through skorch and return the fitted :class:`LTNet`.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Built (and seeded) by the caller; returns logits.
+    criterion : torch.nn.Module
+        Called as ``criterion(logits, y, sample_weight)``.
+    X, y, sample_weight : arrays
+        Float features, int64-encoded labels, optional weights.
+    sampler : torch.utils.data.Sampler
+        Yields one index tensor per training batch.
+    optimizer : {"sgd", "adam", "adamw"} or torch optimizer class
+    optimizer_kwargs : dict, default=None
+        Extra arguments of the optimizer (``momentum``, ``weight_decay`` ...).
+    lr_schedule : {"cosine", "constant"} or (policy, kwargs)
+        Per-epoch learning-rate schedule, run by skorch's ``LRScheduler``.
+    grad_clip : float, default=None
+        Clip the gradient norm (skorch's ``GradientNormClipping``).
+    callbacks : list, default=None
+        Extra skorch callbacks (``Callback`` or ``(name, Callback)``).
+    valid_data : tuple (X, y), default=None
+        A validation set, scored every epoch as ``valid_loss``.
+    """
+    if isinstance(optimizer, str):
+        optimizer = _OPTIMIZERS[check_option("optimizer", optimizer, tuple(_OPTIMIZERS))]
+    net_callbacks = []
+    if lr_schedule == "cosine":
+        net_callbacks.append(
+            ("lr_scheduler", LRScheduler(policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=max(1, max_epochs)))
+        )
+    elif isinstance(lr_schedule, tuple):
+        policy, kwargs = lr_schedule
+        net_callbacks.append(("lr_scheduler", LRScheduler(policy=policy, **kwargs)))
+    elif lr_schedule != "constant":
+        raise ValueError(f"lr_schedule={lr_schedule!r}: use 'cosine', 'constant' or (policy, kwargs).")
+    if grad_clip is not None:
+        if not isinstance(grad_clip, numbers.Real) or grad_clip <= 0:
+            raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}.")
+        net_callbacks.append(("grad_clip", GradientNormClipping(gradient_clip_value=float(grad_clip))))
+    net_callbacks.extend(callbacks or [])
+
+    train_split = None
+    if valid_data is not None:
+        from skorch.helper import predefined_split
+
+        train_split = predefined_split(ArrayDataset(*valid_data, device=device))
+
+    net = LTNet(
+        module,
+        criterion,
+        optimizer=optimizer,
+        lr=lr,
+        max_epochs=max_epochs,
+        batch_size=getattr(sampler, "batch_size", 128),
+        train_split=train_split,
+        callbacks=net_callbacks,
+        device=device,
+        verbose=verbose,
+        iterator_train__sampler=sampler,
+        iterator_train__batch_size=None,
+        predict_batch_size=predict_batch_size,
+        train_batch_hook=train_batch_hook,
+        **{f"optimizer__{k}": v for k, v in (optimizer_kwargs or {}).items()},
+    )
+    net.fit(ArrayDataset(X, y, sample_weight, device=device), y=None)
+    return net
+
+
+def batch_unpack(batch):
+    """``(X, y, sample_weight or None)`` from a batch of :class:`ArrayDataset`."""
+    Xb, yb = unpack_data(batch)
+    if isinstance(yb, (tuple, list)):
+        return Xb, yb[0], yb[1]
+    return Xb, yb, None
+
+
+def as_numpy(tensor):
+    return tensor.detach().cpu().numpy() if isinstance(tensor, torch.Tensor) else np.asarray(tensor)

@@ -1,0 +1,12 @@
+"""Utilities: the long-tail split and estimator discovery."""
+
+from ._long_tail import FEW_SHOT_THRESHOLD, MANY_SHOT_THRESHOLD, SHOT_GROUPS, shot_groups
+from .discovery import all_estimators
+
+__all__ = [
+    "FEW_SHOT_THRESHOLD",
+    "MANY_SHOT_THRESHOLD",
+    "SHOT_GROUPS",
+    "all_estimators",
+    "shot_groups",
+]

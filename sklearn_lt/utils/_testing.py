@@ -1,0 +1,27 @@
+"""Fast instances of every estimator for the common checks (read by tests/test_common.py).
+
+Each estimator class may define ``_test_params`` (constructor arguments that
+keep the scikit-learn checks fast without changing what is tested) and
+``_expected_failed_checks`` (check name -> reason a maintainer would accept).
+"""
+
+from sklearn.base import clone
+
+from .discovery import all_estimators
+
+
+def make_test_instances():
+    """One instance per public estimator, built with its ``_test_params``."""
+    instances = []
+    for _, cls in all_estimators():
+        params = dict(getattr(cls, "_test_params", {}))
+        instances.append(cls(**params))
+    return instances
+
+
+def expected_failed_checks(estimator):
+    return dict(getattr(type(estimator), "_expected_failed_checks", {}))
+
+
+def fitted_copy(estimator, X, y):
+    return clone(estimator).fit(X, y)

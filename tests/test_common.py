@@ -1,0 +1,74 @@
+"""scikit-learn's estimator checks, pickling, cloning and search for every public estimator."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.metrics import make_scorer
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_lt.metrics import harmonic_mean_recall
+from sklearn_lt.utils import all_estimators
+from sklearn_lt.utils._testing import expected_failed_checks, make_test_instances
+
+INSTANCES = make_test_instances()
+IDS = [type(e).__name__ for e in INSTANCES]
+
+
+def test_all_estimators_found():
+    names = {name for name, _ in all_estimators()}
+    assert {"LinearClassifier", "TauNormalizedClassifier", "LWSClassifier"} <= names
+    assert not any(name.startswith("Base") for name in names)
+
+
+@parametrize_with_checks(INSTANCES, expected_failed_checks=expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("estimator", INSTANCES, ids=IDS)
+def test_pickle_clone_and_predict(estimator, small_lt):
+    X, X_test, y, _ = small_lt
+    fitted = clone(estimator).set_params(random_state=0).fit(X, y)
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(fitted.predict(X_test), restored.predict(X_test))
+    np.testing.assert_allclose(fitted.predict_proba(X_test), restored.predict_proba(X_test), rtol=1e-6)
+    assert clone(fitted).get_params().keys() == estimator.get_params().keys()
+
+
+@pytest.mark.parametrize("estimator", INSTANCES, ids=IDS)
+def test_same_random_state_same_model(estimator, small_lt):
+    X, X_test, y, _ = small_lt
+    a = clone(estimator).set_params(random_state=3).fit(X, y)
+    b = clone(estimator).set_params(random_state=3).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X_test), b.predict_proba(X_test))
+
+
+@pytest.mark.parametrize("estimator", INSTANCES, ids=IDS)
+def test_string_labels_and_input_not_modified(estimator, small_lt):
+    X, X_test, y, _ = small_lt
+    labels = np.array(["head", "b", "c", "d", "e", "tail"], dtype=object)[y]
+    X_before, y_before = X.copy(), labels.copy()
+    fitted = clone(estimator).set_params(random_state=0).fit(X, labels)
+    assert set(fitted.predict(X_test)) <= set(labels)
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(labels, y_before)
+
+
+@pytest.mark.parametrize("estimator", INSTANCES, ids=IDS)
+def test_grid_search_with_long_tail_scorer_in_pipeline(estimator, small_lt):
+    X, _, y, _ = small_lt
+    pipe = make_pipeline(StandardScaler(), clone(estimator).set_params(random_state=0))
+    grid = GridSearchCV(
+        pipe,
+        {"standardscaler__with_mean": [True, False]},
+        scoring=make_scorer(harmonic_mean_recall),
+        cv=2,
+        n_jobs=2,
+    )
+    grid.fit(X, y)
+    assert np.isfinite(grid.best_score_)
