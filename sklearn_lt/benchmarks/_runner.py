@@ -67,6 +67,7 @@ def run(dataset="icd10cm", *, seeds=(0,), methods=None, device="auto", progress=
                     **report,
                     "fit_seconds": fit_seconds,
                     "predict_seconds": predict_seconds,
+                    "classes": classes,
                     "class_counts": counts.tolist(),
                     "class_recall": recall.tolist(),
                     "y_test": data.y_test,

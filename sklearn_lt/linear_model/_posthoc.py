@@ -70,7 +70,7 @@ class TauNormalizedClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstima
         Training samples per class.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names, when ``X`` had string column names.
 
     Examples
@@ -177,7 +177,7 @@ class LWSClassifier(BaseTorchClassifier):
         Training samples per class.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names, when ``X`` had string column names.
     device_ : str
         Training device.
