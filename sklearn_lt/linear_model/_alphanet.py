@@ -5,10 +5,8 @@ import warnings
 
 import numpy as np
 import torch
-from scipy import sparse
 from scipy.optimize import brentq
 from scipy.spatial.distance import cdist
-from scipy.special import logsumexp
 from skorch.callbacks import Callback, EpochScoring
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
@@ -28,8 +26,8 @@ from ._posthoc import fit_base_linear
 
 # guard of the L1 normalisation: all-zero raw coefficients leave the class unchanged
 _L1_EPS = 1e-12
-# training samples per class used to estimate the base's training loss for logit_scale="auto"
-_AUTO_SCALE_MAX_PER_CLASS = 200
+# training samples per class that estimate the base's (per-class mean) training loss for logit_scale="auto"
+_AUTO_SCALE_MAX_PER_CLASS = 50
 
 
 def _per_class_subsample(y, max_per_class, rng):
@@ -43,10 +41,20 @@ def _per_class_subsample(y, max_per_class, rng):
 
 def _balanced_cross_entropy(logits, y, scale):
     """Mean over the classes present of the per-class mean cross-entropy of ``scale * logits``."""
-    z = scale * logits
-    losses = logsumexp(z, axis=1) - z[np.arange(len(y)), y]
-    _, y_idx = np.unique(y, return_inverse=True)
-    return float(np.mean(np.bincount(y_idx, weights=losses) / np.bincount(y_idx)))
+    logits = torch.as_tensor(logits)
+    y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+    losses = torch.nn.functional.cross_entropy(scale * logits, y, reduction="none").double()
+    _, y_idx, counts = torch.unique(y, return_inverse=True, return_counts=True)
+    return float((torch.zeros(len(counts), dtype=torch.float64).index_add_(0, y_idx, losses) / counts).mean())
+
+
+def class_means(X, y, n_classes, chunk=16384):
+    """Per-class means of ``X`` (float64 sums, in chunks to bound memory)."""
+    sums = torch.zeros(n_classes, X.shape[1], dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+    for start in range(0, len(X), chunk):
+        sums.index_add_(0, y[start : start + chunk], torch.as_tensor(X[start : start + chunk]).double())
+    return (sums / torch.bincount(y, minlength=n_classes)[:, None]).numpy()
 
 
 def matched_logit_scale(train_logits, y_train, valid_logits, y_valid):
@@ -62,7 +70,7 @@ def matched_logit_scale(train_logits, y_train, valid_logits, y_valid):
     """
     target = _balanced_cross_entropy(valid_logits, y_valid, 1.0)
     gap = lambda scale: _balanced_cross_entropy(train_logits, y_train, scale) - target  # noqa: E731
-    if gap(1.0) >= 0 or target >= np.log(train_logits.shape[1]):
+    if gap(1.0) >= 0 or target >= np.log(np.shape(train_logits)[1]):
         return 1.0
     return float(brentq(gap, 0.0, 1.0, xtol=1e-4))
 
@@ -99,6 +107,13 @@ class AlphaNetModule(nn.Module):
         Feed the few class's own row in front of its neighbours' rows.
     learn_few_bias : bool, default=False
         Make the few classes' biases parameters (initialised at ``bias``).
+    logit_scale : float, default=1.0
+        Multiplies the scores (a temperature for the training loss).
+
+    The input is a feature matrix ``(n, n_features)``, or the features followed
+    by the frozen base scores ``X @ weight.T + bias`` (``(n, n_features +
+    n_classes)``, see :func:`with_base_scores`): the base scores never change,
+    so a data set scored every epoch (validation) pays for them once.
     """
 
     def __init__(
@@ -150,9 +165,22 @@ class AlphaNetModule(nn.Module):
         return self.weight[self.few_indices] + torch.einsum("fk,fkd->fd", self.alphas(), self.neighbor_weights)
 
     def forward(self, X):
-        W = self.weight.index_copy(0, self.few_indices, self.few_weights())
-        b = self.bias.index_copy(0, self.few_indices, self.few_bias)
-        return (X @ W.T + b) * self.logit_scale
+        # the base scores need no gradient; only the few columns are recomputed with the corrected rows
+        n_features = self.weight.shape[1]
+        if X.shape[1] == n_features:
+            logits = X @ self.weight.T + self.bias
+        else:
+            X, logits = X[:, :n_features], X[:, n_features:]
+        few_logits = X @ self.few_weights().T + self.few_bias
+        return logits.index_copy(1, self.few_indices, few_logits) * self.logit_scale
+
+
+def with_base_scores(X, weight, bias):
+    """``[X, X @ weight.T + bias]`` in float32: an :class:`AlphaNetModule` input with precomputed base scores."""
+    X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+    W = torch.as_tensor(np.asarray(weight), dtype=torch.float32)
+    b = torch.as_tensor(np.asarray(bias), dtype=torch.float32)
+    return torch.cat([X, X @ W.T + b], dim=1).numpy()
 
 
 class FewPlusBaseSampler(Sampler):
@@ -576,6 +604,8 @@ class AlphaNetClassifier(BaseTorchClassifier):
             return self
 
         neighbor_idx, self.neighbor_distances_ = self._find_neighbors(X_fit, y_fit, few, base, neighbor_seed)
+        if validation is not None:  # the base scores of the validation data never change: compute them once
+            validation = (with_base_scores(validation[0], W, b), validation[1])
         self.logit_scale_ = self._resolve_logit_scale(
             W, b, X_fit, y_fit, validation, np.random.RandomState(scale_seed)
         )
@@ -633,18 +663,15 @@ class AlphaNetClassifier(BaseTorchClassifier):
                 stacklevel=3,
             )
             return 1.0
-        X_val, y_val = validation
-        # the loss is a per-class mean: a few hundred samples per class estimate it as well as all of them
+        valid_scores, y_val = validation
+        # the loss is a per-class mean: a few dozen samples per class estimate it well enough
         rows = _per_class_subsample(y_fit, _AUTO_SCALE_MAX_PER_CLASS, rng)
-        W32, b32 = W.astype(np.float32), b.astype(np.float32)
-        train_logits = (X_fit[rows] @ W32.T + b32).astype(np.float64)
-        return matched_logit_scale(train_logits, y_fit[rows], (X_val @ W32.T + b32).astype(np.float64), y_val)
+        train_logits = with_base_scores(X_fit[rows], W, b)[:, X_fit.shape[1] :]
+        return matched_logit_scale(train_logits, y_fit[rows], valid_scores[:, X_fit.shape[1] :], y_val)
 
     def _find_neighbors(self, X, y, few, base, seed):
         """Base-class neighbours of each few class, nearest first, and their distances."""
-        n_classes = len(self.classes_)
-        indicator = sparse.csr_matrix((np.ones(len(y)), (y, np.arange(len(y)))), shape=(n_classes, len(y)))
-        means = np.asarray(indicator @ X.astype(np.float64)) / np.bincount(y, minlength=n_classes)[:, None]
+        means = class_means(X, y, len(self.classes_))
         if self.metric == "cosine":
             norms = np.linalg.norm(means, axis=1, keepdims=True)
             unit = means / np.maximum(norms, np.finfo(np.float64).tiny)
