@@ -44,6 +44,7 @@ from sklearn_lt.datasets import load_long_tailed
 from sklearn_lt.linear_model import AlphaNetClassifier
 from sklearn_lt.linear_model._alphanet import AlphaNetModule, FewPlusBaseSampler, class_means, with_base_scores
 from sklearn_lt.metrics import long_tail_report
+from sklearn_lt.utils import tail_safe_validation_split
 
 RESULTS = Path(__file__).parent / "results" / "alphanet.md"
 PEAK_GFLOPS = 166.0  # 2 cores x 2.6 GHz x 32 FP32 FLOP/cycle (AVX2 + FMA), see shared/notes/perf.md
@@ -94,12 +95,16 @@ def run_quality(dataset, seeds, device):
                 base_coef = clf.estimator_.coef_
                 report = long_tail_report(y_test, clf.estimator_.predict(X_test), y_train=y, output_dict=True)
                 rows["cRT (base)"].append({**report, "fit_s": float("nan"), "scale": float("nan"), "epoch": float("nan")})
-                few_train = np.isin(y, clf.few_classes_)
+                # the part of the data the base and AlphaNet were trained on (same derivation as in fit)
+                split_seed = np.random.RandomState(seed).randint(np.iinfo(np.int32).max, size=5)[0]
+                train, valid = tail_safe_validation_split(y, 0.1, random_state=split_seed)
+                few_train = train[np.isin(y[train], clf.few_classes_)]
                 diag.append(
                     {
                         "n_few": len(clf.few_classes_),
-                        "F": int(few_train.sum()),
-                        "train_ce": _balanced_ce(clf.estimator_, X, y),
+                        "F": int(np.isin(y, clf.few_classes_).sum()),
+                        "train_ce": _balanced_ce(clf.estimator_, X[train], y[train]),
+                        "valid_ce": _balanced_ce(clf.estimator_, X[valid], y[valid]),
                         "few_train_acc": float(np.mean(clf.estimator_.predict(X[few_train]) == y[few_train])),
                     }
                 )
@@ -118,15 +123,21 @@ def _ms(values, scale=100.0, digits=1):
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
+def _signed(values):
+    text = _ms(values)
+    return text if text.startswith("-") else "+" + text
+
+
 def quality_markdown(dataset, seeds, rows, diag):
     base = rows["cRT (base)"]
     lines = [
         f"### {dataset} (seeds {', '.join(map(str, seeds))})",
         "",
         f"{diag[0]['n_few']} few classes, F = {statistics.mean(d['F'] for d in diag):.0f} few-split training samples "
-        f"(of which ~10 % go to validation). Base diagnostics: class-balanced training cross-entropy "
-        f"{_ms([d['train_ce'] for d in diag], 1, 3)}, accuracy on the few classes' training samples "
-        f"{_ms([d['few_train_acc'] for d in diag])} %.",
+        f"(of which ~10 % go to validation). Base diagnostics (class-balanced cross-entropy): "
+        f"{_ms([d['train_ce'] for d in diag], 1, 3)} on its training samples, "
+        f"{_ms([d['valid_ce'] for d in diag], 1, 3)} on the held-out validation part; it classifies "
+        f"{_ms([d['few_train_acc'] for d in diag])} % of the few classes' training samples correctly.",
         "",
         "| model | few | medium | many | overall (balanced test) | HM recall | Δ few vs base | Δ overall vs base "
         "| logit scale | kept epoch | fit s |",
@@ -140,12 +151,24 @@ def quality_markdown(dataset, seeds, rows, diag):
             f"| {name} | {_ms([r['few'] for r in runs])} | {_ms([r['medium'] for r in runs])} "
             f"| {_ms([r['many'] for r in runs])} | {_ms([r['balanced_accuracy'] for r in runs])} "
             f"| {_ms([r['harmonic_mean_recall'] for r in runs])} "
-            f"| {'' if is_base else '+' * (statistics.mean(d_few) > 0) + _ms(d_few)} "
-            f"| {'' if is_base else _ms(d_all)} "
+            f"| {'' if is_base else _signed(d_few)} "
+            f"| {'' if is_base else _signed(d_all)} "
             f"| {'' if is_base else _ms([r['scale'] for r in runs], 1, 2)} "
             f"| {'' if is_base else _ms([r['epoch'] for r in runs], 1, 1)} "
             f"| {'' if is_base else _ms([r['fit_s'] for r in runs], 1, 1)} |"
         )
+    lines += ["", "Paired contrasts of few-shot accuracy (points; per seed, then mean ± std):", ""]
+    lines += ["| contrast | per seed | mean ± std |", "|---|---|---|"]
+    contrasts = [
+        ("ρ=0.5 minus ρ=1 (smaller ρ, higher few?)", "α-cRT ρ=0.5", "α-cRT ρ=1"),
+        ("ρ=1 minus ρ=2", "α-cRT ρ=1", "α-cRT ρ=2"),
+        ("nearest minus random neighbours, ρ=0.5", "α-cRT ρ=0.5", "random nbrs ρ=0.5"),
+        ("nearest minus random neighbours, ρ=1", "α-cRT ρ=1", "random nbrs ρ=1"),
+        ("automatic minus paper logit scale, ρ=1", "α-cRT ρ=1", "logit_scale=1 ρ=1"),
+    ]
+    for label, a, b in contrasts:
+        diff = [ra["few"] - rb["few"] for ra, rb in zip(rows[a], rows[b])]
+        lines.append(f"| {label} | {', '.join(f'{100 * v:+.1f}' for v in diff)} | {_signed(diff)} |")
     lines.append("")
     return "\n".join(lines)
 
@@ -216,7 +239,8 @@ def _epoch_flops(n_few, k, d, n_classes, n_train_epoch, n_val, hidden=(32, 32, 3
     of all but the first, whose input is constant), the combination
     ``w + alpha V`` (forward and the gradient for alpha), all logits
     ``2 b d C`` forward, and the gradient of the few rows only ``2 b d n_few``
-    (the features and base rows need none). Validation: one forward pass.
+    (the features and base rows need none). Validation: the few columns only
+    (the estimator precomputes the base scores of the validation data once).
     """
     sizes = [(k + 1) * d, *hidden, k]
     layers = [2 * n_few * a * b for a, b in zip(sizes[:-1], sizes[1:])]
@@ -224,7 +248,8 @@ def _epoch_flops(n_few, k, d, n_classes, n_train_epoch, n_val, hidden=(32, 32, 3
     combine = 2 * (2 * n_few * k * d)
     n_batches = math.ceil(n_train_epoch / batch)
     train = n_batches * (mlp + combine) + 2 * n_train_epoch * d * (n_classes + n_few)
-    return train + 2 * n_val * d * n_classes
+    # validation: the base scores are precomputed once, each epoch recomputes the few columns
+    return train + 2 * n_val * d * n_few
 
 
 def run_speed(scale, rho, threads):
@@ -246,8 +271,6 @@ def run_speed(scale, rho, threads):
     prep = total - sum(epoch_s)
 
     # the raw loop on the same pieces: split, base weights, neighbours and scale taken from the fitted estimator
-    from sklearn_lt.utils import tail_safe_validation_split
-
     seeds = np.random.RandomState(0).randint(np.iinfo(np.int32).max, size=5)
     train, valid = tail_safe_validation_split(y, 0.1, random_state=seeds[0])
     few = np.flatnonzero(np.isin(clf.classes_, clf.few_classes_))
