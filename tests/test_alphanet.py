@@ -265,6 +265,22 @@ def test_grid_search_over_rho_and_neighbours_with_long_tail_scorer(lt10):
     assert set(grid.best_params_) == {"rho", "n_neighbors"}
 
 
+def test_pipeline_transforms_the_validation_data(lt10):
+    """X_val follows scikit-learn's naming, so a Pipeline can scale it like X (metadata routing)."""
+    from sklearn import config_context
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, X_test, y, y_test = lt10
+    X, X_test = 100 * X + 5, 100 * X_test + 5
+    with config_context(enable_metadata_routing=True):
+        an = AlphaNetClassifier(_fast_base(), n_neighbors=2, random_state=0, **FAST).set_fit_request(X_val=True, y_val=True)
+        pipe = Pipeline([("scale", StandardScaler()), ("alphanet", an)], transform_input=["X_val"])
+        pipe.fit(X, y, X_val=X_test, y_val=y_test)
+    kept = pipe[-1].best_epoch_ - 1
+    assert np.isclose(pipe[-1].history_[kept, "valid_score"], pipe.score(X_test, y_test))  # balanced test set
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -323,6 +339,7 @@ def test_base_without_weights_is_a_type_error(lt10):
 # --------------------------------------------------------------------------- real data
 
 
+@pytest.mark.slow
 def test_letter_few_shot_gain_over_crt_base_and_rho_direction(letter_lt):
     """On real long-tailed data AlphaNet raises few-shot accuracy over its cRT base; smaller rho more."""
     X, X_test, y, y_test = letter_lt

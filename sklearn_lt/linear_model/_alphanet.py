@@ -259,7 +259,8 @@ class KeepBestEpoch(Callback):
 
     Only epochs ``>= min_epochs`` (1-based) qualify, the first of equal
     scores wins; when ``max_epochs < min_epochs`` the last epoch qualifies.
-    The chosen epoch is recorded as ``best_epoch_``; the copy is kept in
+    Records ``kept`` (True where the epoch became the best so far) in the
+    history and the chosen epoch as ``best_epoch_``; the state copy is kept in
     memory only while training.
     """
 
@@ -337,6 +338,16 @@ class AlphaNetClassifier(BaseTorchClassifier):
     learn_few_bias : bool, default=False
         Also learn the few classes' biases (initialised at the base's), as
         the earlier paper version describes.
+    logit_scale : "auto" or float, default="auto"
+        Multiplies the scores inside AlphaNet's training loss (the authors'
+        ``pred_scale``; it does not change predictions). AlphaNet learns from
+        the same samples the base was fitted on; a base that memorised them
+        (training cross-entropy near 0, common on embeddings with more
+        features than rare-class samples) leaves the loss no gradient, and
+        AlphaNet then returns little more than its random start. ``"auto"``
+        picks the ``s <= 1`` at which the base's class-balanced training loss
+        equals its loss on the validation data (1 when it does not over-fit).
+        ``1.0`` is the paper's setting.
     max_epochs : int, default=25
         Training epochs.
     min_epochs : int, default=5
@@ -399,8 +410,14 @@ class AlphaNetClassifier(BaseTorchClassifier):
     net_ : skorch.NeuralNet or None
         The fitted net (``net_.module_`` is an :class:`AlphaNetModule`);
         None when there were no few classes.
+    logit_scale_ : float or None
+        Scale of the logits in AlphaNet's training loss (None when there was
+        nothing to train).
     history_ : skorch.History or None
-        Per-epoch history (``valid_score``, ``kept``).
+        Per-epoch history: ``train_loss``, ``valid_loss``, ``valid_score``
+        (the ``scoring`` on validation data), ``kept`` (True where the epoch
+        became the best one since ``min_epochs``; the last such epoch is
+        ``best_epoch_``), ``event_lr``.
 
     See Also
     --------
@@ -413,6 +430,13 @@ class AlphaNetClassifier(BaseTorchClassifier):
     With no few class in ``y`` there is nothing to correct: ``fit`` warns and
     the model equals the base classifier (so searches over data without rare
     classes still run). Too few base classes for ``n_neighbors`` is an error.
+
+    ``rho`` sets how much the few classes are favoured *per class*: each few
+    class gets ``F / n_few`` samples an epoch, each base class ``rho F /
+    n_base``. ImageNet-LT has 136 few and 864 base classes, so the paper's
+    ``rho=1`` over-weights a few class about 6 times; with as many few as base
+    classes, ``rho=1`` is nearly balanced and a smaller ``rho`` matches the
+    paper's operating points better.
 
     References
     ----------
