@@ -403,7 +403,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
         Training samples per class (all of ``y``).
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names, when ``X`` had string column names.
     device_ : str
         Training device.
@@ -460,6 +460,10 @@ class AlphaNetClassifier(BaseTorchClassifier):
     True
     """
 
+    # scikit-learn's check data sets are balanced (no class is few: the documented no-op path) or tiny;
+    # few_threshold=3 keeps the 1-sample class of the long-tailed common-test data few, n_neighbors=1 fits
+    # data with two base classes. The trained path is covered by tests/test_common.py's long-tailed tests
+    # (pickle, seeds, string labels, grid search) and tests/test_alphanet.py.
     _test_params = {"n_neighbors": 1, "few_threshold": 3, "max_epochs": 6, "min_epochs": 2}
     _expected_failed_checks = {
         "check_sample_weight_equivalence_on_dense_data": "trained by stochastic mini-batches (base classifier "
