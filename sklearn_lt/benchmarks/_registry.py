@@ -14,7 +14,7 @@ from sklearn.neighbors import NearestCentroid
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..linear_model import LinearClassifier, LWSClassifier, TauNormalizedClassifier
+from ..linear_model import AlphaNetClassifier, LinearClassifier, LWSClassifier, TauNormalizedClassifier
 
 
 @dataclass(frozen=True)
@@ -65,5 +65,16 @@ METHODS = {
         group="baseline",
         baseline="Linear CE",
         paper="Ren et al. 2020",
+    ),
+    # --- AlphaNet (Chang et al.): post-hoc correction of the few-class rows of a cRT base
+    "AlphaNet (cRT) rho=1": Method(
+        lambda rs, dev: _scaled(AlphaNetClassifier(rho=1.0, random_state=rs, device=dev)),
+        baseline="cRT",
+        paper="Chang et al. (AlphaNet)",
+    ),
+    "AlphaNet (cRT) rho=0.5": Method(
+        lambda rs, dev: _scaled(AlphaNetClassifier(rho=0.5, random_state=rs, device=dev)),
+        baseline="cRT",
+        paper="Chang et al. (AlphaNet)",
     ),
 }
