@@ -15,7 +15,7 @@ from sklearn.neighbors import NearestCentroid
 from sklearn_lt.datasets import make_long_tailed_classification
 from sklearn_lt.metrics import few_shot_accuracy, harmonic_mean_recall
 from sklearn_lt.prototypes import LearnedNCM, MultiNCM, intra_class_variance
-from sklearn_lt.prototypes._ncm import AUTO_MEDIAN_DISTANCE, half_distance_logits
+from sklearn_lt.prototypes._ncm import AUTO_MEDIAN_DISTANCE, _MinHalfDistanceLogits, half_distance_logits
 
 FAST = {"max_epochs": 3, "batch_size": 64, "device": "cpu"}
 
@@ -36,6 +36,16 @@ def test_half_distance_logits_match_autograd_of_the_definition():
     assert torch.autograd.gradcheck(lambda a, b: half_distance_logits(a, b, 1e-12), (x, m))
     reference = -0.5 * torch.cdist(x, m)
     torch.testing.assert_close(half_distance_logits(x, m), reference)
+
+
+def test_multi_ncm_logits_match_autograd_of_the_definition():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(7, 4, dtype=torch.float64, generator=g)
+    m = torch.randn(5, 4, dtype=torch.float64, generator=g)
+    e = torch.randn(3, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda e: _MinHalfDistanceLogits.apply(x, m, e, 1e-12), (e,))
+    reference = -0.5 * torch.stack([torch.cdist(x, m + ei) for ei in e]).min(0).values
+    torch.testing.assert_close(_MinHalfDistanceLogits.apply(x, m, e, 1e-12), reference)
 
 
 @settings(max_examples=25, deadline=None)
@@ -311,6 +321,7 @@ def test_intra_class_variance_shrinkage_null_baseline_and_single_samples():
 # ---------------------------------------------------------------- the paper's effect on real data
 
 
+@pytest.mark.slow
 def test_learned_ncm_beats_ncm_and_logit_adjustment_helps_few_shot_on_letter(letter_lt):
     X, X_test, y, y_test = letter_lt
     ncm = NearestCentroid().fit(X, y).score(X_test, y_test)

@@ -78,6 +78,43 @@ def half_distance_logits(x, m, eps=1e-12):
     return _HalfDistanceLogits.apply(x, m, float(eps))
 
 
+class _MinHalfDistanceLogits(torch.autograd.Function):
+    """``-0.5 * sqrt(max(min_i ||x_b - m_c - e_i||^2, eps))``, differentiable in ``e`` only.
+
+    ``||x - m - e||^2 = ||x - m||^2 + (||e||^2 - 2 x.e) + 2 e.m``: one
+    ``B x d x C`` GEMM and two thin ones, a ``B x (K+1) x C`` sum reduced by
+    its minimum, which is not kept for the backward: only the argmin is, and
+    the gradient of each ``e_i``, ``sum h (2 e_i + 2 m_c - 2 x_b)`` over the
+    pairs ``(b, c)`` whose minimum is ``i``, comes from two scatter-adds and
+    two thin GEMMs.
+    """
+
+    @staticmethod
+    def forward(ctx, x, m, e, eps):
+        base = torch.addmm((m * m).sum(1).unsqueeze(0), x, m.T, alpha=-2.0).add_((x * x).sum(1, keepdim=True))
+        per_sample = torch.addmm((e * e).sum(1).unsqueeze(0), x, e.T, alpha=-2.0)  # (B, K+1)
+        per_class = 2.0 * (e @ m.T)  # (K+1, C)
+        candidates = base.unsqueeze(1) + per_sample.unsqueeze(2)
+        candidates += per_class.unsqueeze(0)
+        d2, index = candidates.min(1)
+        del candidates
+        out = d2.clamp_(min=eps).sqrt_().mul_(-0.5)
+        ctx.save_for_backward(x, m, e, out, index)
+        ctx.floor = -0.5 * float(np.sqrt(eps))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, m, e, out, index = ctx.saved_tensors
+        h = (grad * 0.125).div_(out).masked_fill_(out >= ctx.floor, 0.0)
+        n_disp = e.shape[0]
+        per_sample = torch.zeros(x.shape[0], n_disp, dtype=h.dtype, device=h.device).scatter_add_(1, index, h)
+        per_class = torch.zeros(n_disp, m.shape[0], dtype=h.dtype, device=h.device).scatter_add_(0, index, h)
+        grad_e = torch.addmm(e * (2.0 * per_sample.sum(0).unsqueeze(1)), per_class, m, alpha=2.0)
+        grad_e.addmm_(per_sample.T, x, alpha=-2.0)
+        return None, None, grad_e, None
+
+
 class NCMModule(nn.Module):
     """Learned-NCM logits on raw features: ``-0.5 * ||(x / s - mu_c) / T||_2``.
 
@@ -122,10 +159,8 @@ class MultiNCMModule(nn.Module):
     """Multi-NCM logits: ``-0.5 * min_i ||(x / s - mu_c - delta_i) / T||``, ``delta_0 = 0`` fixed.
 
     The centroids ``mu`` and temperatures ``T`` are frozen buffers; only the
-    shared displacements ``delta_1..delta_K`` are learned. With
-    ``x' = x / (s T)``, ``m = mu / T`` and ``e = delta / T``,
-    ``||x' - m_c - e_i||^2 = ||x' - m_c||^2 + (||e_i||^2 - 2 x'.e_i) + 2 e_i.m_c``:
-    one ``B x d x C`` GEMM and two thin ones, then a minimum over ``K + 1``.
+    shared displacements ``delta_1..delta_K`` are learned (in the scaled
+    space: ``x / (s T)``, ``mu / (s T)``, ``delta / (s T)``).
     """
 
     def __init__(self, centroids, displacements, scale, eps, temperature=None):
@@ -139,14 +174,8 @@ class MultiNCMModule(nn.Module):
         )
 
     def forward(self, X):
-        x, m = X * self.x_factor, self.m
-        e = torch.cat([self.displacements.new_zeros(1, x.shape[1]), self.displacements])  # (K+1, d)
-        with torch.no_grad():
-            base = torch.addmm((m * m).sum(1).unsqueeze(0), x, m.T, alpha=-2.0).add_((x * x).sum(1, keepdim=True))
-        per_sample = (e * e).sum(1).unsqueeze(0) - 2.0 * (x @ e.T)  # (B, K+1)
-        per_class = 2.0 * (e @ m.T)  # (K+1, C)
-        d2 = (base.unsqueeze(1) + per_sample.unsqueeze(2) + per_class.unsqueeze(0)).amin(1)
-        return -0.5 * d2.clamp_min(self.eps).sqrt()
+        e = torch.cat([self.displacements.new_zeros(1, X.shape[1]), self.displacements])  # (K+1, d)
+        return _MinHalfDistanceLogits.apply(X * self.x_factor, self.m, e, self.eps)
 
 
 # --------------------------------------------------------------------------------------
@@ -191,15 +220,23 @@ def _min_half_distances(X, centroids, scale, temperature=None, displacements=Non
     out = np.empty((len(X), len(m)))
     for start in range(0, len(X), chunk):
         x = X[start : start + chunk] * inv
-        d2 = np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * (x @ m.T) + mm
+        d2 = out[start : start + chunk]
+        np.matmul(x, m.T, out=d2)
+        d2 *= -2.0
+        d2 += np.einsum("ij,ij->i", x, x)[:, None]
+        d2 += mm
         if e is not None:
-            base = d2
+            base = d2.copy()
             per_sample = np.einsum("ij,ij->i", e, e) - 2.0 * (x @ e.T)
             per_class = 2.0 * (e @ m.T)
-            d2 = base.copy()
+            candidate = np.empty_like(base)
             for i in range(len(e)):
-                np.minimum(d2, base + per_sample[:, i, None] + per_class[i], out=d2)
-        out[start : start + chunk] = -0.5 * np.sqrt(np.maximum(d2, 0.0))
+                np.add(base, per_sample[:, i, None], out=candidate)
+                candidate += per_class[i]
+                np.minimum(d2, candidate, out=d2)
+        np.maximum(d2, 0.0, out=d2)
+        np.sqrt(d2, out=d2)
+        d2 *= -0.5
     return out
 
 
