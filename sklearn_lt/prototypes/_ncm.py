@@ -35,9 +35,9 @@ class _HalfDistanceLogits(torch.autograd.Function):
     ``h = dlogit / d(d^2)`` in one pass over the ``B x C`` matrix and the
     centroid gradient with one more GEMM (and the feature gradient with a
     third one only when the features need it, e.g. learned temperatures).
-    Where the clamp is active (a sample on its centroid, e.g. the only
-    sample of its class) the gradient is zero instead of NaN: the distance
-    is not differentiable there and zero is a valid subgradient.
+    The clamp keeps a sample that sits on its centroid (e.g. the only sample
+    of its class) at a finite ``1 / d``; there ``(m - x)`` is zero up to
+    rounding, so its gradient is negligible instead of NaN.
     """
 
     @staticmethod
@@ -45,19 +45,20 @@ class _HalfDistanceLogits(torch.autograd.Function):
         out = torch.addmm((m * m).sum(1).unsqueeze(0), x, m.T, beta=1.0, alpha=-2.0)
         out.add_((x * x).sum(1, keepdim=True)).clamp_(min=eps).sqrt_().mul_(-0.5)
         ctx.save_for_backward(x, m, out)
-        ctx.floor = -0.5 * float(np.sqrt(eps))
         return out
 
     @staticmethod
     def backward(ctx, grad):
         x, m, out = ctx.saved_tensors
-        # d(-0.5 sqrt(d2)) / d(d2) = -0.25 / sqrt(d2) = 0.125 / out
-        h = (grad * 0.125).div_(out).masked_fill_(out >= ctx.floor, 0.0)
+        # d(-0.5 sqrt(d2)) / d(d2) = -0.25 / sqrt(d2) = 0.125 / out; the 0.125 goes into the GEMMs.
+        # Where the clamp is active, x and m coincide to rounding: the factor (2 m - 2 x) that h
+        # multiplies is rounding error, so the gradient there is finite and negligible, never NaN.
+        h = torch.div(grad, out)
         grad_x = grad_m = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.addmm(x * (2.0 * h.sum(1, keepdim=True)), h, m, alpha=-2.0)
+            grad_x = torch.addmm(x * (0.25 * h.sum(1, keepdim=True)), h, m, alpha=-0.25)
         if ctx.needs_input_grad[1]:
-            grad_m = torch.addmm(m * (2.0 * h.sum(0).unsqueeze(1)), h.T, x, alpha=-2.0)
+            grad_m = torch.addmm(m * (0.25 * h.sum(0).unsqueeze(1)), h.T, x, alpha=-0.25)
         return grad_x, grad_m, None
 
 
@@ -100,13 +101,12 @@ class _MinHalfDistanceLogits(torch.autograd.Function):
         del candidates
         out = d2.clamp_(min=eps).sqrt_().mul_(-0.5)
         ctx.save_for_backward(x, m, e, out, index)
-        ctx.floor = -0.5 * float(np.sqrt(eps))
         return out
 
     @staticmethod
     def backward(ctx, grad):
         x, m, e, out, index = ctx.saved_tensors
-        h = (grad * 0.125).div_(out).masked_fill_(out >= ctx.floor, 0.0)
+        h = torch.div(grad, out).mul_(0.125)  # d logit / d(d^2), see _HalfDistanceLogits
         n_disp = e.shape[0]
         per_sample = torch.zeros(x.shape[0], n_disp, dtype=h.dtype, device=h.device).scatter_add_(1, index, h)
         per_class = torch.zeros(n_disp, m.shape[0], dtype=h.dtype, device=h.device).scatter_add_(0, index, h)
