@@ -15,6 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..linear_model import AlphaNetClassifier, LinearClassifier, LWSClassifier, TauNormalizedClassifier
+from ..prototypes import LearnedNCM, MultiNCM
 
 
 @dataclass(frozen=True)
@@ -76,5 +77,16 @@ METHODS = {
         lambda rs, dev: _scaled(AlphaNetClassifier(rho=0.5, random_state=rs, device=dev)),
         baseline="cRT",
         paper="Chang et al. (AlphaNet)",
+    ),
+    # --- Learned NCM (Sharma et al.): learned centroids vs the empirical means; + shared displacements
+    "LearnedNCM": Method(
+        lambda rs, dev: _scaled(LearnedNCM(random_state=rs, device=dev)),
+        baseline="NearestCentroid",
+        paper="Sharma et al., Learned NCM",
+    ),
+    "MultiNCM": Method(
+        lambda rs, dev: _scaled(MultiNCM(random_state=rs, device=dev)),
+        baseline="LearnedNCM",
+        paper="Sharma et al., Learned NCM",
     ),
 }
