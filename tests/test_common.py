@@ -4,7 +4,8 @@ import pickle
 
 import numpy as np
 import pytest
-from sklearn.base import clone
+from imblearn.utils.estimator_checks import estimator_checks_generator as imblearn_checks_generator
+from sklearn.base import clone, is_classifier
 from sklearn.metrics import make_scorer
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -16,7 +17,10 @@ from sklearn_lt.utils import all_estimators
 from sklearn_lt.utils._testing import expected_failed_checks, make_test_instances
 
 INSTANCES = make_test_instances()
-IDS = [type(e).__name__ for e in INSTANCES]
+# the prediction tests below are for classifiers; samplers (fit_resample) get imbalanced-learn's checks
+CLASSIFIERS = [e for e in INSTANCES if is_classifier(e)]
+IDS = [type(e).__name__ for e in CLASSIFIERS]
+SAMPLERS = [e for e in INSTANCES if hasattr(e, "fit_resample")]
 
 
 def test_all_estimators_found():
@@ -30,7 +34,20 @@ def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
-@pytest.mark.parametrize("estimator", INSTANCES, ids=IDS)
+@pytest.mark.parametrize(
+    "estimator, check",
+    [
+        pair
+        for sampler in SAMPLERS
+        for pair in imblearn_checks_generator(sampler, expected_failed_checks=expected_failed_checks(sampler), mark="xfail")
+    ],
+    ids=lambda obj: type(obj).__name__ if hasattr(obj, "get_params") else getattr(obj, "func", obj).__name__,
+)
+def test_imblearn_compatible_sampler(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("estimator", CLASSIFIERS, ids=IDS)
 def test_pickle_clone_and_predict(estimator, small_lt):
     X, X_test, y, _ = small_lt
     fitted = clone(estimator).set_params(random_state=0).fit(X, y)
@@ -40,7 +57,7 @@ def test_pickle_clone_and_predict(estimator, small_lt):
     assert clone(fitted).get_params().keys() == estimator.get_params().keys()
 
 
-@pytest.mark.parametrize("estimator", INSTANCES, ids=IDS)
+@pytest.mark.parametrize("estimator", CLASSIFIERS, ids=IDS)
 def test_same_random_state_same_model(estimator, small_lt):
     X, X_test, y, _ = small_lt
     a = clone(estimator).set_params(random_state=3).fit(X, y)
@@ -48,7 +65,7 @@ def test_same_random_state_same_model(estimator, small_lt):
     np.testing.assert_array_equal(a.predict_proba(X_test), b.predict_proba(X_test))
 
 
-@pytest.mark.parametrize("estimator", INSTANCES, ids=IDS)
+@pytest.mark.parametrize("estimator", CLASSIFIERS, ids=IDS)
 def test_string_labels_and_input_not_modified(estimator, small_lt):
     X, X_test, y, _ = small_lt
     labels = np.array(["head", "b", "c", "d", "e", "tail"], dtype=object)[y]
@@ -59,7 +76,7 @@ def test_string_labels_and_input_not_modified(estimator, small_lt):
     np.testing.assert_array_equal(labels, y_before)
 
 
-@pytest.mark.parametrize("estimator", INSTANCES, ids=IDS)
+@pytest.mark.parametrize("estimator", CLASSIFIERS, ids=IDS)
 def test_grid_search_with_long_tail_scorer_in_pipeline(estimator, small_lt):
     X, _, y, _ = small_lt
     pipe = make_pipeline(StandardScaler(), clone(estimator).set_params(random_state=0))

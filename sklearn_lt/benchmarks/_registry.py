@@ -9,11 +9,13 @@ it in the table), ``group`` is "baseline" or "method".
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from imblearn.pipeline import make_pipeline as make_imblearn_pipeline
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestCentroid
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ..augmentation import SMARTAugmenter
 from ..linear_model import AlphaNetClassifier, LinearClassifier, LWSClassifier, TauNormalizedClassifier
 from ..prototypes import LearnedNCM, MultiNCM
 
@@ -88,5 +90,22 @@ METHODS = {
         lambda rs, dev: _scaled(MultiNCM(random_state=rs, device=dev)),
         baseline="LearnedNCM",
         paper="Sharma et al., Learned NCM",
+    ),
+    # --- SMART (Zhang et al. 2024): head-to-tail feature augmentation, online and as a sampler
+    "SMART (online, BSCE)": Method(
+        lambda rs, dev: _scaled(
+            LinearClassifier(loss="balanced_softmax", augmenter=SMARTAugmenter(), random_state=rs, device=dev)
+        ),
+        baseline="Balanced softmax",
+        paper="Zhang et al. 2024",
+    ),
+    "SMART (sampler, BSCE)": Method(
+        lambda rs, dev: make_imblearn_pipeline(
+            StandardScaler(),
+            SMARTAugmenter(random_state=rs),
+            LinearClassifier(loss="balanced_softmax", random_state=rs, device=dev),
+        ),
+        baseline="Balanced softmax",
+        paper="Zhang et al. 2024",
     ),
 }

@@ -54,6 +54,10 @@ class LinearClassifier(BaseTorchClassifier):
         SGD momentum (ignored by Adam/AdamW).
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net (e.g. ``EarlyStopping``).
+    augmenter : object, default=None
+        Online augmentation of every training batch, e.g.
+        :class:`~sklearn_lt.augmentation.SMARTAugmenter` (training only;
+        prediction is unchanged).
     device : str, default="auto"
         ``"auto"`` (CUDA if available, else CPU) or a torch device string.
     random_state : int, RandomState instance or None, default=None
@@ -86,6 +90,7 @@ class LinearClassifier(BaseTorchClassifier):
     --------
     TauNormalizedClassifier : post-hoc weight-norm correction of a linear classifier.
     LWSClassifier : learned per-class scales on a linear classifier.
+    sklearn_lt.augmentation.SMARTAugmenter : online head-to-tail feature augmentation.
 
     Examples
     --------
@@ -112,6 +117,7 @@ class LinearClassifier(BaseTorchClassifier):
         weight_decay=1e-4,
         momentum=0.9,
         callbacks=None,
+        augmenter=None,
         device="auto",
         random_state=None,
         verbose=0,
@@ -126,6 +132,7 @@ class LinearClassifier(BaseTorchClassifier):
         self.weight_decay = weight_decay
         self.momentum = momentum
         self.callbacks = callbacks
+        self.augmenter = augmenter
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -160,6 +167,7 @@ class LinearClassifier(BaseTorchClassifier):
             lr=self.lr,
             optimizer_kwargs=self._optimizer_kwargs(),
             callbacks=self.callbacks,
+            augmenter=self.augmenter,
             device=self.device_,
             verbose=self.verbose,
         )

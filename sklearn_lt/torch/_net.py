@@ -91,6 +91,7 @@ def train_module(
     device="cpu",
     verbose=0,
     train_batch_hook=None,
+    augmenter=None,
     predict_batch_size=4096,
 ):
     """Train ``module`` on ``(X, y)`` through skorch and return the fitted :class:`LTNet`.
@@ -116,7 +117,27 @@ def train_module(
         Extra skorch callbacks (``Callback`` or ``(name, Callback)``).
     valid_data : tuple (X, y), default=None
         A validation set, scored every epoch as ``valid_loss``.
+    train_batch_hook : callable, default=None
+        ``batch -> batch`` applied to every training batch (see :class:`LTNet`).
+    augmenter : object, default=None
+        Online augmentation of the training batches, e.g.
+        :class:`sklearn_lt.augmentation.SMARTAugmenter`: anything with
+        ``make_train_batch_hook(X, y, sample_weight=, sampler=, device=) -> (hook, sampler)``.
+        The hook is training-only state (it holds the training data) and is
+        not kept in the returned net. An estimator opts in by passing its
+        ``augmenter`` parameter here.
     """
+    if augmenter is not None:
+        if not callable(getattr(augmenter, "make_train_batch_hook", None)):
+            raise TypeError(
+                f"augmenter must be an online augmenter such as sklearn_lt.augmentation.SMARTAugmenter "
+                f"(an object with a make_train_batch_hook method), got {augmenter!r}."
+            )
+        if train_batch_hook is not None:
+            raise ValueError("give either augmenter or train_batch_hook, not both.")
+        train_batch_hook, sampler = augmenter.make_train_batch_hook(
+            X, y, sample_weight=sample_weight, sampler=sampler, device=device
+        )
     if isinstance(optimizer, str):
         optimizer = _OPTIMIZERS[check_option("optimizer", optimizer, tuple(_OPTIMIZERS))]
     net_callbacks = []
@@ -159,6 +180,8 @@ def train_module(
         **{f"optimizer__{k}": v for k, v in (optimizer_kwargs or {}).items()},
     )
     net.fit(ArrayDataset(X, y, sample_weight, device=device), y=None)
+    if augmenter is not None:
+        net.train_batch_hook = None  # it holds the training data: do not keep (or pickle) it
     return net
 
 

@@ -1,0 +1,364 @@
+"""SMARTAugmenter: the transfer formula, its limits and hazards, both routes, and the API contracts."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from imblearn.pipeline import make_pipeline as make_imb_pipeline
+from imblearn.utils.estimator_checks import estimator_checks_generator
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_lt.augmentation import SMARTAugmenter
+from sklearn_lt.augmentation._smart import _ClassStatistics, _transfer
+from sklearn_lt.linear_model import LinearClassifier
+from sklearn_lt.metrics import few_shot_accuracy
+from sklearn_lt.torch._data import ShuffledBatchSampler
+
+
+# ---------------------------------------------------------------- a reference written from the paper
+
+
+def reference(F, X, y, t, h, tau):
+    """Eq. 4-6 and 11 with dense numpy covariances (biased, i.e. 1/n, as a running average gives)."""
+    d = X.shape[1]
+    mu_t = X[y == t].mean(0)
+    cov = lambda k: np.atleast_2d(np.cov(X[y == k].T, bias=True)) if (y == k).sum() > 1 else np.zeros((d, d))
+    S = cov(t).T @ cov(h)
+    if np.isinf(tau):
+        G = (S == S.max(1, keepdims=True)).astype(float)
+    else:
+        A = tau * S
+        G = np.exp(A - A.max(1, keepdims=True))
+    G /= G.sum(1, keepdims=True)
+    sigma_th = G * S
+    F_tilde = (F - mu_t) / np.sqrt(np.diag(cov(t)) + 1e-8) @ sigma_th + mu_t
+    return F_tilde, sigma_th.sum() / d
+
+
+def make_classes(rng, sizes, d, spread=1.0):
+    X = np.concatenate([rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) * spread + 3 * rng.normal(size=d) for n in sizes])
+    return X, np.repeat(np.arange(len(sizes)), sizes)
+
+
+def transfer(X, y, idx, heads, tau, *, scale=1.0, chunk_bytes=2**28, running=False):
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    stats = _ClassStatistics(Xt, yt, int(y.max()) + 1, scale, running=running)
+    if running:
+        stats.update(torch.arange(len(y)))
+    out, omega, degenerate = _transfer(stats, Xt[idx], yt[idx], torch.as_tensor(heads), tau, chunk_bytes=chunk_bytes)
+    return out.numpy(), omega.numpy(), degenerate.numpy()
+
+
+# ---------------------------------------------------------------- the formula
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    d=st.integers(1, 6),
+    tau=st.sampled_from([0.0, 0.05, 1.0, 7.0]),
+    chunk_bytes=st.sampled_from([1, 2**28]),  # 1: factor products, one pair per chunk; 2**28: dense
+)
+def test_transfer_is_the_papers_formula(seed, d, tau, chunk_bytes):
+    rng = np.random.default_rng(seed)
+    X, y = make_classes(rng, [40, 9, 3, 2], d)
+    idx = rng.choice(len(y), 12)
+    heads = rng.integers(0, 4, size=12)
+    out, omega, degenerate = transfer(X, y, idx, heads, tau, chunk_bytes=chunk_bytes)
+    for i, (row, h) in enumerate(zip(idx, heads)):
+        expected, expected_omega = reference(X[row], X, y, y[row], h, tau)
+        if degenerate[i]:
+            # a (numerically) zero covariance transfers nothing: the documented guard keeps the feature
+            np.testing.assert_array_equal(out[i], X[row])
+        else:
+            np.testing.assert_allclose(out[i], expected, rtol=1e-7, atol=1e-7)
+        np.testing.assert_allclose(omega[i], expected_omega, rtol=1e-7, atol=1e-9)
+
+
+def test_running_statistics_after_one_pass_are_the_exact_ones():
+    rng = np.random.default_rng(0)
+    X, y = make_classes(rng, [30, 7, 4], 5)
+    args = (X, y, np.arange(30, 41), np.zeros(11, dtype=int), 0.5)
+    exact = transfer(*args)
+    running = transfer(*args, running=True)
+    for a, b in zip(exact, running):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_running_statistics_are_count_weighted():
+    # Eq. 2 with alpha_k = M_k / N_k: the running mean is the mean of every row seen, repeats included
+    rng = np.random.default_rng(1)
+    X, y = make_classes(rng, [6, 5], 3)
+    stats = _ClassStatistics(torch.as_tensor(X), torch.as_tensor(y), 2, 1.0, running=True)
+    batches = [np.array([0, 1, 6]), np.array([1, 1, 7, 8]), np.array([2, 9])]
+    for b in batches:
+        stats.update(torch.as_tensor(b))
+    seen = np.concatenate(batches)
+    for k in (0, 1):
+        rows = X[seen[y[seen] == k]]
+        np.testing.assert_allclose(stats.means[k].numpy(), rows.mean(0), rtol=1e-12)
+        np.testing.assert_allclose(stats.variances[k].numpy(), rows.var(0), rtol=1e-9, atol=1e-12)
+
+
+def test_augmented_class_keeps_its_mean():
+    rng = np.random.default_rng(2)
+    X, y = make_classes(rng, [50, 8], 4)
+    tail = np.flatnonzero(y == 1)
+    # exactly: every tail sample once, one head class (the transform is affine in F - mu_t)
+    out, _, _ = transfer(X, y, tail, np.zeros(len(tail), dtype=int), 3.0)
+    np.testing.assert_allclose(out.mean(0), X[tail].mean(0), atol=1e-10)
+    # in expectation: random draws of fit_resample
+    smart = SMARTAugmenter(sampling_strategy={1: 4000}, head_threshold=20, tau=3.0, random_state=0)
+    X_res, y_res = smart.fit_resample(X, y)
+    new = X_res[len(y) :]
+    sem = new.std(0) / np.sqrt(len(new))
+    assert np.all(np.abs(new.mean(0) - X[tail].mean(0)) < 5 * sem)
+    np.testing.assert_allclose(smart.class_means_[1], X[tail].mean(0))
+
+
+def test_tau_limits():
+    rng = np.random.default_rng(3)
+    X, y = make_classes(rng, [40, 10], 6)
+    idx, heads = np.arange(40, 50), np.zeros(10, dtype=int)
+    zero, omega_zero, _ = transfer(X, y, idx, heads, 0.0)
+    # tau -> 0: Gamma is uniform, Sigma_th = S / d
+    d = X.shape[1]
+    mu_t, cov_t, cov_h = X[y == 1].mean(0), np.cov(X[y == 1].T, bias=True), np.cov(X[y == 0].T, bias=True)
+    z = (X[idx] - mu_t) / np.sqrt(np.diag(cov_t) + 1e-8)
+    np.testing.assert_allclose(zero, z @ (cov_t @ cov_h) / d + mu_t, rtol=1e-8)
+    np.testing.assert_allclose(omega_zero, (cov_t @ cov_h).sum() / d**2, rtol=1e-8)
+    np.testing.assert_allclose(transfer(X, y, idx, heads, 1e-9)[0], zero, rtol=1e-6, atol=1e-5)
+    # tau -> inf: each row keeps its largest entry of S only
+    inf, omega_inf, _ = transfer(X, y, idx, heads, np.inf)
+    S = cov_t @ cov_h
+    keep = np.where(S == S.max(1, keepdims=True), S, 0.0)
+    np.testing.assert_allclose(inf, z @ keep + mu_t, rtol=1e-8)
+    np.testing.assert_allclose(omega_inf, keep.sum() / d, rtol=1e-8)
+    large = transfer(X, y, idx, heads, 1e6 / np.abs(S).max())[0]
+    np.testing.assert_allclose(large, inf, rtol=1e-5, atol=1e-6)
+
+
+def test_feature_scale_makes_smart_unit_free():
+    rng = np.random.default_rng(4)
+    X, y = make_classes(rng, [60, 10, 4], 5)
+    kw = dict(head_threshold=20, tau=2.0, random_state=0, omega="paper", omega_bounds=(None, None))
+    a = SMARTAugmenter(**kw)
+    Xa, _ = a.fit_resample(X, y)
+    b = SMARTAugmenter(**kw)
+    Xb, _ = b.fit_resample(X * 1000.0, y)
+    np.testing.assert_allclose(Xb, Xa * 1000.0, rtol=1e-7)
+    np.testing.assert_allclose(b.sample_weight_, a.sample_weight_, rtol=1e-7)
+    # the paper's formula on raw units: omega grows like ||x||^4 (tau = 0, where Gamma does not move)
+    raw = dict(kw, feature_scale=None, tau=0.0)
+    sa, sb = SMARTAugmenter(**raw), SMARTAugmenter(**raw)
+    sa.fit_resample(X, y)
+    sb.fit_resample(X * 10.0, y)
+    np.testing.assert_allclose(sb.omega_, sa.omega_ * 1e4, rtol=1e-6)
+
+
+def test_omega_can_be_negative_and_is_bounded_by_default():
+    # PSD covariances whose S = Sigma_t Sigma_h has a negative sum: [[5,-2],[-2,1]] @ [[1,-2],[-2,5]]
+    rng = np.random.default_rng(5)
+    cov_t, cov_h = np.array([[5.0, -2.0], [-2.0, 1.0]]), np.array([[1.0, -2.0], [-2.0, 5.0]])
+    draw = lambda cov, n: rng.normal(size=(n, 2)) @ np.linalg.cholesky(cov).T
+    X, y = np.vstack([draw(cov_h, 3000), draw(cov_t, 600)]), np.repeat([0, 1], [3000, 600])
+    kw = dict(sampling_strategy={1: 700}, head_threshold=1000, tau=0.0, feature_scale=None, random_state=0)
+    paper = SMARTAugmenter(omega="paper", omega_bounds=(None, None), **kw)
+    paper.fit_resample(X, y)
+    assert np.all(paper.omega_ < 0)
+    np.testing.assert_allclose(paper.omega_, -6 / 4, rtol=0.2)
+    np.testing.assert_allclose(paper.sample_weight_[len(y) :], paper.omega_)
+    default = SMARTAugmenter(**kw)
+    default.fit_resample(X, y)
+    added = default.sample_weight_[len(y) :]
+    assert np.all(added >= 0) and np.all(added <= 5)
+
+
+def test_relative_omega_averages_one():
+    rng = np.random.default_rng(6)
+    X, y = make_classes(rng, [120, 80, 10, 5], 4)
+    smart = SMARTAugmenter(head_threshold=50, tau=1.0, omega_bounds=(None, None), random_state=0)
+    X_res, _ = smart.fit_resample(X, y)
+    added = smart.sample_weight_[len(y) :]
+    assert added.mean() == pytest.approx(1.0)
+    np.testing.assert_allclose(added, smart.omega_ / smart.omega_.mean())
+    assert np.all(smart.sample_weight_[: len(y)] == 1)
+
+
+@pytest.mark.parametrize("zero_covariance_weight, expected", [(1.0, 1.0), (0.3, 0.3), (None, 0.0)])
+def test_one_sample_class_gives_no_nan_and_a_chosen_weight(zero_covariance_weight, expected):
+    rng = np.random.default_rng(7)
+    X, y = make_classes(rng, [60, 30, 1], 4)
+    smart = SMARTAugmenter(
+        sampling_strategy={2: 5}, head_threshold=20, zero_covariance_weight=zero_covariance_weight, random_state=0
+    )
+    X_res, y_res = smart.fit_resample(X, y)
+    assert np.all(np.isfinite(X_res)) and np.all(np.isfinite(smart.sample_weight_))
+    # the one sample is its class mean: the transform leaves it as it is
+    assert len(X_res) == len(y) + 4  # imblearn: the dict gives the class size after resampling
+    np.testing.assert_allclose(X_res[len(y) :], np.repeat(X[y == 2], 4, axis=0))
+    np.testing.assert_allclose(smart.sample_weight_[len(y) :], expected)
+    assert np.all(smart.omega_ == 0)
+
+
+def test_one_sample_classes_online_no_nan():
+    rng = np.random.default_rng(8)
+    X, y = make_classes(rng, [150, 120, 1, 1, 2, 3], 6, spread=0.3)
+    for statistics in ("running", "exact"):
+        clf = LinearClassifier(
+            loss="balanced_softmax", augmenter=SMARTAugmenter(head_threshold=100, statistics=statistics),
+            max_epochs=3, batch_size=32, random_state=0, device="cpu",
+        ).fit(X, y)
+        assert np.all(np.isfinite(clf.coef_)) and np.all(np.isfinite(clf.history_[:, "train_loss"]))
+
+
+# ---------------------------------------------------------------- the online hook
+
+
+def test_batch_hook_shapes_weights_and_streams():
+    rng = np.random.default_rng(9)
+    X, y = make_classes(rng, [300, 150, 20, 6, 2], 8)
+    X = X.astype(np.float32)
+    sampler = ShuffledBatchSampler(len(y), 64, generator=torch.Generator().manual_seed(0))
+    hook, train_sampler = SMARTAugmenter(head_threshold=100).make_train_batch_hook(X, y, sampler=sampler)
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    tail_labels = []
+    for idx in train_sampler:
+        Xb, (yb, wb) = hook((Xt[idx], yt[idx]))
+        n = len(idx)
+        assert Xb.shape == (2 * n, 8) and Xb.dtype == torch.float32
+        assert yb.dtype == torch.int64 and wb.dtype == torch.float32 and wb.shape == (2 * n,)
+        assert torch.equal(Xb[:n], Xt[idx]) and torch.equal(yb[:n], yt[idx])  # the head batch is untouched
+        assert torch.all(torch.isfinite(Xb)) and torch.all(wb >= 0)
+        tail_labels.append(yb[n:])
+    tail_labels = torch.cat(tail_labels).numpy()
+    assert set(tail_labels) <= {2, 3, 4}  # only tail classes, drawn in proportion to 1 / n_c
+    freq = np.bincount(tail_labels, minlength=5)[2:] / len(tail_labels)
+    expected = np.array([1 / 20, 1 / 6, 1 / 2]) / (1 / 20 + 1 / 6 + 1 / 2)
+    np.testing.assert_allclose(freq, expected, atol=0.06)
+
+
+def test_keep_class_prior_restores_the_head_stream_class_mix():
+    rng = np.random.default_rng(10)
+    X, y = make_classes(rng, [400, 200, 20, 5], 4)
+    X = X.astype(np.float32)
+    total = {True: np.zeros(4), False: np.zeros(4)}
+    for keep in (True, False):
+        sampler = ShuffledBatchSampler(len(y), 125, generator=torch.Generator().manual_seed(0))
+        aug = SMARTAugmenter(head_threshold=100, omega="none", keep_class_prior=keep)
+        hook, s = aug.make_train_batch_hook(X, y, sampler=sampler)
+        for _ in range(20):
+            for idx in s:
+                _, (yb, wb) = hook((torch.as_tensor(X)[idx], torch.as_tensor(y)[idx]))
+                total[keep] += np.bincount(yb.numpy(), weights=wb.numpy(), minlength=4)
+    prior = np.bincount(y) / len(y)
+    np.testing.assert_allclose(total[True] / total[True].sum(), prior, atol=0.01)
+    assert total[False][3] / total[False].sum() > 10 * prior[3]
+
+
+def test_estimator_with_augmenter_pickles_without_its_training_data():
+    rng = np.random.default_rng(11)
+    X, y = make_classes(rng, [200, 150, 10, 3], 5)
+    clf = LinearClassifier(augmenter=SMARTAugmenter(), max_epochs=2, random_state=0, device="cpu").fit(X, y)
+    assert clf.net_.train_batch_hook is None
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict(X), clf.predict(X))
+    # the augmenter parameter is left as given, and the fit is reproducible
+    assert clf.augmenter.get_params() == SMARTAugmenter().get_params()
+    again = clone(clf).fit(X, y)
+    np.testing.assert_array_equal(again.coef_, clf.coef_)
+
+
+def test_augmenter_errors_and_warnings():
+    rng = np.random.default_rng(12)
+    X, y = make_classes(rng, [40, 20, 5], 3)
+    with pytest.raises(TypeError, match="online augmenter"):
+        LinearClassifier(augmenter="smart", max_epochs=1, device="cpu").fit(X, y)
+    with pytest.warns(UserWarning, match="no head class"):
+        LinearClassifier(augmenter=SMARTAugmenter(), max_epochs=1, device="cpu").fit(X, y)
+    with pytest.raises(ValueError, match="no head class to transfer to class"):
+        SMARTAugmenter().fit_resample(X, y)
+    with pytest.raises(ValueError, match="omega_bounds"):
+        SMARTAugmenter(head_threshold=10, omega_bounds=(2.0, 1.0)).fit_resample(X, y)
+    with pytest.raises(ValueError, match="tau"):
+        SMARTAugmenter(tau=-1.0).fit_resample(X, y)
+    with pytest.raises(ValueError, match="NaN"):
+        SMARTAugmenter(head_threshold=10).fit_resample(np.where(X > 2, np.nan, X), y)
+
+
+def test_inputs_not_modified():
+    rng = np.random.default_rng(13)
+    X, y = make_classes(rng, [60, 20, 4], 3)
+    X32 = X.astype(np.float32)
+    before = X32.copy(), y.copy()
+    SMARTAugmenter(head_threshold=30, random_state=0).fit_resample(X32, y)
+    LinearClassifier(augmenter=SMARTAugmenter(head_threshold=30), max_epochs=1, device="cpu").fit(X32, y)
+    np.testing.assert_array_equal(X32, before[0])
+    np.testing.assert_array_equal(y, before[1])
+
+
+# ---------------------------------------------------------------- API contracts
+
+
+@pytest.mark.parametrize(
+    "estimator, check",
+    list(estimator_checks_generator(SMARTAugmenter(head_threshold=5, random_state=0), mark="xfail")),
+    ids=lambda obj: getattr(obj, "__name__", None) or getattr(getattr(obj, "func", None), "__name__", None),
+)
+def test_imblearn_sampler_checks(estimator, check):
+    check(estimator)
+
+
+@parametrize_with_checks(
+    [LinearClassifier(augmenter=SMARTAugmenter(head_threshold=10), max_epochs=5, random_state=0, device="cpu")],
+    expected_failed_checks=lambda est: dict(LinearClassifier._expected_failed_checks),
+)
+def test_sklearn_checks_with_online_augmenter(estimator, check):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="SMARTAugmenter", category=UserWarning)
+        check(estimator)
+
+
+def test_grid_search_over_tau_in_imblearn_pipeline(letter_lt):
+    X, _, y, _ = letter_lt
+    classes, counts = np.unique(y, return_counts=True)
+    pipe = make_imb_pipeline(
+        SMARTAugmenter(sampling_strategy={c: 60 for c in classes[counts < 40]}, random_state=0),
+        LinearClassifier(loss="balanced_softmax", max_epochs=3, random_state=0, device="cpu"),
+    )
+    grid = GridSearchCV(pipe, {"smartaugmenter__tau": [0.0, 1.0]}, cv=2, scoring="balanced_accuracy", n_jobs=1)
+    grid.fit(X, y)
+    assert np.isfinite(grid.best_score_) and grid.best_params_["smartaugmenter__tau"] in (0.0, 1.0)
+    # a sampler does nothing at predict time
+    assert grid.predict(X[:5]).shape == (5,)
+    online = GridSearchCV(
+        make_pipeline(
+            StandardScaler(), LinearClassifier(augmenter=SMARTAugmenter(), max_epochs=2, random_state=0, device="cpu")
+        ),
+        {"linearclassifier__augmenter__tau": [0.0, 1.0]},
+        cv=2,
+    ).fit(X, y)
+    assert np.isfinite(online.best_score_)
+
+
+# ---------------------------------------------------------------- the effect on real data
+
+
+@pytest.mark.slow
+def test_online_smart_lifts_few_shot_accuracy_of_balanced_softmax_on_letter(letter_lt):
+    X, X_test, y, y_test = letter_lt
+    kw = dict(loss="balanced_softmax", max_epochs=15, random_state=0, device="cpu")
+    base = LinearClassifier(**kw).fit(X, y).predict(X_test)
+    smart = LinearClassifier(augmenter=SMARTAugmenter(), **kw).fit(X, y).predict(X_test)
+    few_base = few_shot_accuracy(y_test, base, y_train=y)
+    few_smart = few_shot_accuracy(y_test, smart, y_train=y)
+    assert few_smart > few_base + 0.05
+    assert (smart == y_test).mean() > (base == y_test).mean() - 0.01
