@@ -7,11 +7,14 @@ post-training alone, while accuracy stays within about a point. Here:
 
 - ``pre-trained``: :class:`MLPHeadClassifier` (cross-entropy, instance
   sampling: the paper's imbalance-blind first stage);
-- ``post-training alone`` (the baseline): the pre-trained model's final layer
-  re-trained with class-balanced sampling (cRT), i.e. BTM with ``n_subsets=0``;
+- the baseline, ``pre-trained + post-training``: the pre-trained model's final
+  layer re-trained with the library's default balanced post-training, i.e.
+  BTM with ``n_subsets=0``;
 - ``BTM``: the library default (10 subsets of 10 per class, 30 epochs);
 - ablations: the merged model before post-training, one sub-model instead of
-  the merge (``n_subsets=1``), batch-norm re-estimation, a greedy soup.
+  the merge, batch-norm re-estimation, and two other post-training protocols
+  (the paper's cross-entropy with class-balanced sampling; a longer one)
+  applied alike to the pre-trained and to the merged model.
 
 Every variant starts from the same pre-trained model (``FrozenEstimator``),
 so the comparison isolates BTM. Test sets are the balanced test splits of
@@ -50,21 +53,22 @@ METRICS = [
     ("few", "Few"),
 ]
 
-BASELINE = "post-training alone (cRT)"
+BASELINE = "pre-trained + post-training (baseline)"
+
+# post-training protocols, applied alike to the pre-trained model (the baseline) and to the merged model (BTM)
+POST_TRAININGS = {
+    "default": {},  # balanced softmax, instance sampling, 10 epochs, lr 0.01
+    "paper (CE + class-balanced sampling)": {"post_train_loss": "cross_entropy", "post_train_sampling": "class_balanced"},
+    "long (balanced softmax, 30 epochs, lr 0.03)": {"post_train_epochs": 30, "post_train_lr": 0.03},
+}
 
 
-def variants(quick):
-    small = {"n_subsets": 3, "finetune_epochs": 10} if quick else {}
-    return {
-        BASELINE: {"n_subsets": 0},
-        "BTM": {**small},
-        "BTM, merged (no post-training)": None,  # read off the BTM fit
-        "one sub-model + post-training": {**small, "n_subsets": 1},
-        "BTM + batch-norm re-estimation": {**small, "recalibrate_bn": True},
-        "BTM, greedy soup (G-mean, 10% validation)": {
-            **small, "merge": "greedy_soup", "validation_fraction": 0.1,
-        },
-    }
+def row_labels():
+    labels = ["pre-trained", BASELINE, "BTM", "BTM, merged (no post-training)", "one sub-model + post-training",
+              "BTM + batch-norm re-estimation"]
+    for name in list(POST_TRAININGS)[1:]:
+        labels += [f"baseline, post-training {name}", f"BTM, post-training {name}"]
+    return labels
 
 
 def load(name, seed):
@@ -81,41 +85,59 @@ def report(y_test, y_pred, y_train):
     return {key: 100 * r[key] for key, _ in METRICS}
 
 
+def post_train(model, X, y, seed, **params):
+    """Post-training alone of a fitted model: BTM with no subsets around the frozen model."""
+    return BalancedUndersampleMerger(FrozenEstimator(model), n_subsets=0, random_state=seed, **params).fit(X, y)
+
+
 def quality(datasets, seeds, quick, verbose):
-    rows = {}  # (dataset, variant) -> list of metric dicts
+    rows = {}  # (dataset, row label) -> list of metric dicts
     times = {}
     submodels = {}  # dataset -> per-model test rows of seed seeds[0] (the paper's Tables 12-15)
+    btm_params = {"n_subsets": 3, "finetune_epochs": 10} if quick else {}
     for name in datasets:
         for seed in seeds:
             X, y, X_test, y_test = load(name, seed)
-            tic = time.perf_counter()
-            pre = MLPHeadClassifier(random_state=seed).fit(X, y)
-            times.setdefault((name, "pre-trained"), []).append(time.perf_counter() - tic)
-            rows.setdefault((name, "pre-trained"), []).append(report(y_test, pre.predict(X_test), y))
-            for label, params in variants(quick).items():
-                if params is None:
-                    continue
-                tic = time.perf_counter()
-                btm = BalancedUndersampleMerger(FrozenEstimator(pre), random_state=seed, **params).fit(X, y)
-                times.setdefault((name, label), []).append(time.perf_counter() - tic)
-                rows.setdefault((name, label), []).append(report(y_test, btm.predict(X_test), y))
-                if label == "BTM":
-                    merged = btm.classes_[np.argmax(btm._kind.logits(btm.merged_estimator_, X_test), axis=1)]
-                    rows.setdefault((name, "BTM, merged (no post-training)"), []).append(report(y_test, merged, y))
-                    if seed == seeds[0]:
-                        table = [("pre-trained", report(y_test, pre.predict(X_test), y))]
-                        for i, m in enumerate(btm.finetuned_estimators_):
-                            p = btm.classes_[np.argmax(btm._kind.logits(m, X_test), axis=1)]
-                            table.append((f"sub-model {i + 1}", report(y_test, p, y)))
-                        table.append(("merged", rows[(name, "BTM, merged (no post-training)")][-1]))
-                        table.append(("merged + post-training (BTM)", rows[(name, "BTM")][-1]))
-                        table.append(("pre-trained + post-training (baseline)", rows[(name, BASELINE)][-1]))
-                        submodels[name] = table
+
+            def add(label, y_pred, seconds=None):
+                rows.setdefault((name, label), []).append(report(y_test, y_pred, y))
+                if seconds is not None:
+                    times.setdefault((name, label), []).append(seconds)
                 if verbose:
                     r = rows[(name, label)][-1]
-                    print(f"{name} seed {seed} {label:45s} H {r['harmonic_mean_recall']:6.2f} "
-                          f"G {r['geometric_mean_recall']:6.2f} Acc {r['accuracy']:6.2f} "
-                          f"({times[(name, label)][-1]:.1f} s)", flush=True)
+                    print(f"{name} seed {seed} {label:60s} H {r['harmonic_mean_recall']:6.2f} "
+                          f"G {r['geometric_mean_recall']:6.2f} Acc {r['accuracy']:6.2f}", flush=True)
+
+            tic = time.perf_counter()
+            pre = MLPHeadClassifier(random_state=seed).fit(X, y)
+            add("pre-trained", pre.predict(X_test), time.perf_counter() - tic)
+            tic = time.perf_counter()
+            base = post_train(pre, X, y, seed)
+            add(BASELINE, base.predict(X_test), time.perf_counter() - tic)
+            tic = time.perf_counter()
+            btm = BalancedUndersampleMerger(FrozenEstimator(pre), random_state=seed, **btm_params).fit(X, y)
+            add("BTM", btm.predict(X_test), time.perf_counter() - tic)
+
+            def predict(model):
+                return btm.classes_[np.argmax(btm._kind.logits(model, X_test), axis=1)]
+
+            merged = btm.merged_estimator_
+            add("BTM, merged (no post-training)", predict(merged))
+            add("one sub-model + post-training", post_train(btm.finetuned_estimators_[0], X, y, seed).predict(X_test))
+            # BN re-estimation of the merged model, then the default post-training (same as recalibrate_bn=True)
+            recalibrated = btm._kind.recalibrate(merged, X)
+            add("BTM + batch-norm re-estimation", post_train(recalibrated, X, y, seed).predict(X_test))
+            for protocol, params in list(POST_TRAININGS.items())[1:]:
+                add(f"baseline, post-training {protocol}", post_train(pre, X, y, seed, **params).predict(X_test))
+                add(f"BTM, post-training {protocol}", post_train(merged, X, y, seed, **params).predict(X_test))
+            if seed == seeds[0]:
+                table = [("pre-trained", rows[(name, "pre-trained")][-1])]
+                for i, m in enumerate(btm.finetuned_estimators_):
+                    table.append((f"sub-model {i + 1}", report(y_test, predict(m), y)))
+                table.append(("merged", rows[(name, "BTM, merged (no post-training)")][-1]))
+                table.append(("merged + post-training (BTM)", rows[(name, "BTM")][-1]))
+                table.append(("pre-trained + post-training (baseline)", rows[(name, BASELINE)][-1]))
+                submodels[name] = table
     return rows, times, submodels
 
 
@@ -189,14 +211,13 @@ def markdown(rows, times, submodels, datasets, seeds, quick, speed_rows, elapsed
         header = "| model | " + " | ".join(label for _, label in METRICS) + " | ΔH | ΔG | ΔAcc | fit s |"
         out += [header, "|" + "---|" * (len(METRICS) + 5)]
         base = {k: np.mean([r[k] for r in rows[(name, BASELINE)]]) for k, _ in METRICS}
-        labels = ["pre-trained"] + list(variants(quick))
-        for label in labels:
+        for label in row_labels():
             rs = rows[(name, label)]
             cells = [_fmt([r[k] for r in rs]) for k, _ in METRICS]
             mean = {k: np.mean([r[k] for r in rs]) for k, _ in METRICS}
             deltas = [f"{mean[k] - base[k]:+.2f}" for k in ("harmonic_mean_recall", "geometric_mean_recall", "accuracy")]
             t = times.get((name, label))
-            fit = f"{np.mean(t):.1f}" if t else "(in BTM)"
+            fit = f"{np.mean(t):.1f}" if t else ""
             bold = "**" if label in ("BTM", BASELINE) else ""
             out.append(f"| {bold}{label}{bold} | " + " | ".join(cells) + " | " + " | ".join(deltas) + f" | {fit} |")
         out.append("")

@@ -290,3 +290,29 @@ def test_balanced_finetuning_and_merging_lift_the_worst_classes_on_letter(letter
     g_merged, h_merged = g_and_h(btm.merged_estimator_)
     assert subs[:, 0].min() > g_pre + 0.05, (g_pre, subs)
     assert g_merged > subs[:, 0].mean() + 0.01 and h_merged > h_pre, (g_merged, subs, h_merged, h_pre)
+
+
+def test_mixup_loss_and_finetuning(small_lt):
+    from sklearn_lt.ensemble._btm import _MixupCrossEntropy
+
+    logits_ = torch.randn(5, 3)
+    y_a, y_b = torch.tensor([0, 1, 2, 0, 1]), torch.tensor([2, 2, 0, 1, 1])
+    ce = nn.functional.cross_entropy
+    pair = torch.stack([y_a, y_b], dim=1)
+    torch.testing.assert_close(_MixupCrossEntropy()(logits_, pair, torch.tensor(1.0)), ce(logits_, y_a))
+    torch.testing.assert_close(
+        _MixupCrossEntropy()(logits_, pair, torch.tensor(0.3)), 0.3 * ce(logits_, y_a) + 0.7 * ce(logits_, y_b)
+    )
+    X, X_test, y, _ = small_lt
+    plain = BalancedUndersampleMerger(small_mlp(), random_state=0, **FAST).fit(X, y)
+    mixed = BalancedUndersampleMerger(small_mlp(), finetune_mixup=0.2, random_state=0, **FAST).fit(X, y)
+    assert not np.allclose(plain.decision_function(X_test), mixed.decision_function(X_test))
+
+
+def test_sklearn_linear_post_training_is_class_balanced(small_lt):
+    X, X_test, y, _ = small_lt
+    btm = BalancedUndersampleMerger(LogisticRegression(tol=1e-10, max_iter=5000), n_subsets=0, random_state=0).fit(X, y)
+    balanced = clone(btm.pretrained_estimator_).fit(X, y, sample_weight=(len(y) / (6 * np.bincount(y)))[y])
+    # the same convex problem from another start: equal to the solver's precision
+    np.testing.assert_allclose(btm.decision_function(X_test), balanced.decision_function(X_test), atol=0.05)
+    assert not np.allclose(btm.decision_function(X_test), btm.pretrained_estimator_.decision_function(X_test), atol=0.5)

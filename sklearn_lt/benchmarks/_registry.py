@@ -14,7 +14,9 @@ from sklearn.neighbors import NearestCentroid
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ..ensemble import BalancedUndersampleMerger
 from ..linear_model import LinearClassifier, LWSClassifier, TauNormalizedClassifier
+from ..neural_network import MLPHeadClassifier
 
 
 @dataclass(frozen=True)
@@ -65,5 +67,24 @@ METHODS = {
         group="baseline",
         baseline="Linear CE",
         paper="Ren et al. 2020",
+    ),
+    # --- BTM (Yu, Du & Wu): balanced few-shot fine-tuning and weight merging of an MLP head
+    "MLP head": Method(
+        lambda rs, dev: _scaled(MLPHeadClassifier(random_state=rs, device=dev)), group="baseline"
+    ),
+    "MLP head + post-training": Method(
+        lambda rs, dev: _scaled(
+            BalancedUndersampleMerger(MLPHeadClassifier(random_state=rs, device=dev), n_subsets=0, random_state=rs)
+        ),
+        group="baseline",
+        baseline="MLP head",
+        paper="Yu, Du & Wu 2024 (baseline)",
+    ),
+    "BTM (MLP head)": Method(
+        lambda rs, dev: _scaled(
+            BalancedUndersampleMerger(MLPHeadClassifier(random_state=rs, device=dev), random_state=rs)
+        ),
+        baseline="MLP head + post-training",
+        paper="Yu, Du & Wu 2024",
     ),
 }

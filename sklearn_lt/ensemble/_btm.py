@@ -16,7 +16,7 @@ from torch import nn
 
 from ..linear_model._linear import loss_tau
 from ..metrics import geometric_mean_recall, get_scorer, harmonic_mean_recall
-from ..neural_network._mlp import MLPHeadClassifier, has_batch_norm, training_sampler
+from ..neural_network._mlp import FLOAT32_SUBSET_REASON, MLPHeadClassifier, has_batch_norm, training_sampler
 from ..torch._base import BaseTorchClassifier, ClassifierOutputMixin, validate_classification_data
 from ..torch._data import ClassBalancedSampler
 from ..torch._device import draw_seed, seeded
@@ -90,7 +90,7 @@ def _forward(module, X, device, *, capture=None):
         with torch.inference_mode():
             for start in range(0, len(X), _PREDICT_BATCH):
                 Xb = torch.as_tensor(X[start : start + _PREDICT_BATCH], dtype=torch.float32, device=device)
-                outputs.append(module(Xb).detach().float().cpu())
+                outputs.append(module(Xb).detach().cpu().float())
     finally:
         if handle is not None:
             handle.remove()
@@ -105,7 +105,9 @@ def _final_linear(module, X_probe, device, n_classes):
     linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
     outputs = {}
     hooks = [
-        layer.register_forward_hook(lambda layer, args, out: outputs.__setitem__(id(layer), out.detach().cpu()))
+        layer.register_forward_hook(
+            lambda layer, args, out: outputs.__setitem__(id(layer), out.detach().cpu().float())
+        )
         for layer in linears
     ]
     try:
@@ -311,9 +313,10 @@ class _LinearKind:
     def recalibrate(self, model, X):
         return model
 
-    def post_train(self, model, X, y, *, y_labels, class_counts, sampling, seed, **_):
-        if sampling == "instance":
+    def post_train(self, model, X, y, *, y_labels, class_counts, sampling, loss_tau, seed, **_):
+        if sampling == "instance" and loss_tau == 0:
             return self._warm_fit(model, X, y_labels), None
+        # a scikit-learn model has no balanced-softmax loss: any balanced strategy becomes class-balancing
         if has_fit_parameter(model, "sample_weight"):
             # the deterministic equivalent of class-balanced sampling: every class carries the same weight
             weight = (len(y) / (len(class_counts) * class_counts))[y]
@@ -380,8 +383,9 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
     4. **merge** the fine-tuned copies by averaging every parameter and buffer
        (or by a greedy soup on a validation score), optionally re-estimating
        batch-norm statistics afterwards;
-    5. **post-train** only the final linear layer on all data with
-       class-balanced sampling, starting from the merged weights.
+    5. **post-train** only the final linear layer on all data with a balanced
+       strategy (balanced softmax by default, or class-balanced sampling),
+       starting from the merged weights.
 
     The result is one model of the original size: no inference overhead.
     Merging differs from ensembling only through non-linear layers; for a
@@ -407,8 +411,10 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         Samples kept of each class in a subset (paper: 10).
     finetune_epochs : int, default=30
         Epochs of fine-tuning on each subset (paper: 30).
-    finetune_lr : float, default=5e-3
-        Initial SGD learning rate of fine-tuning (paper: 5e-3 to 5e-4).
+    finetune_lr : float, default=0.02
+        Initial SGD learning rate of fine-tuning (paper: 5e-3 to 5e-4 for
+        backbones pre-trained by SGD at 0.1-0.2; 0.02 was best on held-out
+        data for the MLP head).
     finetune_batch_size : int or "auto", default="auto"
         Batch size of fine-tuning. ``"auto"`` keeps the paper's number of
         steps rather than its batch size: 256 on ImageNet-LT's 10,000-sample
@@ -438,11 +444,16 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         Initial SGD learning rate of post-training.
     post_train_batch_size : int, default=128
         Batch size of post-training.
-    post_train_loss : {"cross_entropy", "balanced_softmax", "logit_adjusted"}, default="cross_entropy"
+    post_train_loss : {"balanced_softmax", "cross_entropy", "logit_adjusted"}, default="balanced_softmax"
         Loss of post-training (``logit_adjusted`` with ``tau=1``).
-    post_train_sampling : {"class_balanced", "instance"}, default="class_balanced"
-        Sampling of post-training (paper: a balanced strategy). For a
-        scikit-learn linear model, ``"class_balanced"`` uses class-balanced
+    post_train_sampling : {"instance", "class_balanced"}, default="instance"
+        Sampling of post-training. The paper asks for a balanced strategy
+        (its MiSLAS stage 2: class-balanced sampling); the default balanced
+        softmax with instance sampling is balanced in expectation and did
+        better on held-out data for both BTM and the baseline
+        (``post_train_loss="cross_entropy", post_train_sampling="class_balanced"``
+        is the paper's cRT-style protocol). A scikit-learn linear model has
+        no balanced softmax: any balanced choice becomes class-balanced
         sample weights.
     validation_fraction : float or None, default=None
         Share of every class (see
@@ -525,6 +536,8 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
     True
     """
 
+    _expected_failed_checks = {"check_methods_subset_invariance": FLOAT32_SUBSET_REASON}
+
     _test_params = {
         "estimator": MLPHeadClassifier(hidden_layer_sizes=(16,), max_epochs=10, batch_size=32, lr=0.01),
         "n_subsets": 2,
@@ -539,7 +552,7 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         n_subsets=10,
         n_per_class=10,
         finetune_epochs=30,
-        finetune_lr=5e-3,
+        finetune_lr=0.02,
         finetune_batch_size="auto",
         finetune_mixup=0.0,
         weight_decay=5e-4,
@@ -550,8 +563,8 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         post_train_epochs=10,
         post_train_lr=0.01,
         post_train_batch_size=128,
-        post_train_loss="cross_entropy",
-        post_train_sampling="class_balanced",
+        post_train_loss="balanced_softmax",
+        post_train_sampling="instance",
         validation_fraction=None,
         random_state=None,
         verbose=0,
