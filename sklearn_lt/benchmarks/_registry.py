@@ -16,7 +16,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..augmentation import SMARTAugmenter
+from ..ensemble import BalancedUndersampleMerger
 from ..linear_model import AlphaNetClassifier, LinearClassifier, LWSClassifier, TauNormalizedClassifier
+from ..neural_network import MLPHeadClassifier
 from ..prototypes import LearnedNCM, MultiNCM
 
 
@@ -107,5 +109,24 @@ METHODS = {
         ),
         baseline="Balanced softmax",
         paper="Zhang et al. 2024",
+    ),
+    # --- BTM (Yu, Du & Wu): balanced few-shot fine-tuning and weight merging of an MLP head
+    "MLP head": Method(
+        lambda rs, dev: _scaled(MLPHeadClassifier(random_state=rs, device=dev)), group="baseline"
+    ),
+    "MLP head + post-training": Method(
+        lambda rs, dev: _scaled(
+            BalancedUndersampleMerger(MLPHeadClassifier(random_state=rs, device=dev), n_subsets=0, random_state=rs)
+        ),
+        group="baseline",
+        baseline="MLP head",
+        paper="Yu, Du & Wu 2024 (baseline)",
+    ),
+    "BTM (MLP head)": Method(
+        lambda rs, dev: _scaled(
+            BalancedUndersampleMerger(MLPHeadClassifier(random_state=rs, device=dev), random_state=rs)
+        ),
+        baseline="MLP head + post-training",
+        paper="Yu, Du & Wu 2024",
     ),
 }
