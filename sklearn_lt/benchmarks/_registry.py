@@ -14,6 +14,7 @@ from sklearn.neighbors import NearestCentroid
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ..flows import DLSAClassifier
 from ..linear_model import LinearClassifier, LWSClassifier, TauNormalizedClassifier
 
 
@@ -65,5 +66,11 @@ METHODS = {
         group="baseline",
         baseline="Linear CE",
         paper="Ren et al. 2020",
+    ),
+    # --- DLSA (Xu et al. 2022): flow-filter cascade on top of the balanced-softmax linear classifier
+    "DLSA": Method(
+        lambda rs, dev: _scaled(DLSAClassifier(random_state=rs, device=dev)),
+        baseline="Balanced softmax",
+        paper="Xu et al. 2022",
     ),
 }
