@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..augmentation import SMARTAugmenter
 from ..ensemble import BalancedUndersampleMerger
+from ..flows import DLSAClassifier
 from ..linear_model import AlphaNetClassifier, LinearClassifier, LWSClassifier, TauNormalizedClassifier
 from ..neural_network import MLPHeadClassifier
 from ..prototypes import LearnedNCM, MultiNCM
@@ -128,5 +129,11 @@ METHODS = {
         ),
         baseline="MLP head + post-training",
         paper="Yu, Du & Wu 2024",
+    ),
+    # --- DLSA (Xu et al. 2022): flow-filter cascade on top of the balanced-softmax linear classifier
+    "DLSA": Method(
+        lambda rs, dev: _scaled(DLSAClassifier(random_state=rs, device=dev)),
+        baseline="Balanced softmax",
+        paper="Xu et al. 2022",
     ),
 }
