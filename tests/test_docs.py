@@ -9,7 +9,18 @@ import pytest
 import sklearn_lt
 
 DOC = Path(__file__).resolve().parents[1] / "doc"
-PUBLIC_MODULES = ["datasets", "linear_model", "metrics", "prototypes", "torch", "utils"]
+PUBLIC_MODULES = [
+    "augmentation",
+    "datasets",
+    "ensemble",
+    "flows",
+    "linear_model",
+    "metrics",
+    "neural_network",
+    "prototypes",
+    "torch",
+    "utils",
+]
 
 
 def test_every_public_name_has_a_docstring_with_an_example():

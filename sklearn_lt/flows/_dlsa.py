@@ -286,7 +286,7 @@ class DLSAClassifier(BaseTorchClassifier):
         Mixture components per filter.
     center_std_ : float
         Standard deviation of the centres.
-    thresholds_ : ndarray of shape (n_filters_,)
+    thresholds_ : ndarray of shape (`n_filters_`,)
         Log-likelihood thresholds: a sample reaching filter ``j`` with
         ``log p_j(x) >= thresholds_[j]`` is classified by stage ``j``.
     flow_nets_ : list of skorch nets
@@ -296,15 +296,15 @@ class DLSAClassifier(BaseTorchClassifier):
         The fitted cluster-aided classifiers.
     net_ : skorch net
         The final balanced-softmax linear classifier; ``history_`` its history.
-    cluster_priors_ : list of ndarrays of shape (n_clusters_, n_classes)
+    cluster_priors_ : list of ndarrays of shape (`n_clusters_`, n_classes)
         ``P(y | h)`` of each filter, from the training samples (zeros for an empty cluster).
-    cluster_sizes_ : list of ndarrays of shape (n_clusters_,)
+    cluster_sizes_ : list of ndarrays of shape (`n_clusters_`,)
         Training samples per cluster of each filter.
-    cluster_purity_ : list of ndarrays of shape (n_clusters_,)
+    cluster_purity_ : list of ndarrays of shape (`n_clusters_`,)
         Share of a cluster's largest class (NaN for an empty cluster).
-    routing_shares_ : ndarray of shape (n_filters_ + 1,)
+    routing_shares_ : ndarray of shape (`n_filters_` + 1,)
         Share of the training samples each stage classified.
-    separation_accuracy_ : ndarray of shape (n_filters_,)
+    separation_accuracy_ : ndarray of shape (`n_filters_`,)
         Head/tail separation accuracy of each filter on the training samples
         reaching it (see :meth:`head_tail_separation`); 0.5 is random routing.
     n_features_in_ : int
@@ -592,7 +592,7 @@ class DLSAClassifier(BaseTorchClassifier):
 
         Returns
         -------
-        log_likelihood : ndarray of shape (n_samples, n_filters_)
+        log_likelihood : ndarray of shape (n_samples, `n_filters_`)
         """
         X = self._validated(X)
         return np.stack([_flow_outputs(net, X)[0] for net in self.flow_nets_], axis=1).reshape(len(X), -1)
@@ -606,7 +606,7 @@ class DLSAClassifier(BaseTorchClassifier):
 
         Returns
         -------
-        clusters : ndarray of shape (n_samples, n_filters_)
+        clusters : ndarray of shape (n_samples, `n_filters_`)
         """
         X = self._validated(X)
         return np.stack([_flow_outputs(net, X)[2] for net in self.flow_nets_], axis=1).reshape(len(X), -1)
@@ -628,7 +628,7 @@ class DLSAClassifier(BaseTorchClassifier):
 
         Returns
         -------
-        separation : dict of ndarrays of shape (n_filters_,)
+        separation : dict of ndarrays of shape (`n_filters_`,)
             ``"balanced_accuracy"``: mean of the routing rates of tail samples
             and the keeping rates of head samples (0.5 for random routing, NaN
             when one group does not reach the filter); ``"tail_precision"``:

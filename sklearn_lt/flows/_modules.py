@@ -39,6 +39,17 @@ class BatchNormBijection(nn.Module):
     n_features : int
     momentum : float, default=0.1
     eps : float, default=1e-5
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_lt.flows import BatchNormBijection
+    >>> bn = BatchNormBijection(3)
+    >>> y, log_det = bn(torch.randn(8, 3) * 5 + 2)
+    >>> y.shape, log_det.shape
+    (torch.Size([8, 3]), torch.Size([8]))
+    >>> bool(torch.isfinite(bn(torch.randn(1, 3))[0]).all())  # a batch of one: running statistics
+    True
     """
 
     def __init__(self, n_features, momentum=0.1, eps=1e-5):
