@@ -211,7 +211,7 @@ class MLPHeadClassifier(BaseTorchClassifier):
     >>> clf = MLPHeadClassifier(hidden_layer_sizes=(64,), loss="balanced_softmax", random_state=0)
     >>> clf.fit(X, y).net_.module_.classifier
     Linear(in_features=64, out_features=10, bias=True)
-    >>> clf.score(X_test, y_test) > 0.5
+    >>> clf.score(X_test, y_test) > 0.4  # 10 classes, chance is 0.1
     True
     """
 
