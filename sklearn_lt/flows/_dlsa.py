@@ -1,7 +1,6 @@
 """DLSA: dynamic label space adjustment by a cascade of Gaussian-mixture flow filters (Xu et al., ECCV 2022)."""
 
 import math
-import numbers
 
 import numpy as np
 import torch
