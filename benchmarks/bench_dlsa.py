@@ -179,6 +179,100 @@ def effect_tables(rows, datasets, variants, seeds):
     return out
 
 
+# --------------------------------------------------------------------------- the paper's Fig. 2 probe
+
+
+def run_probe(datasets, seeds, separations=(0.5, 0.75, 0.9, 1.0)):
+    """Is head/tail separation worth anything on this data? (paper Fig. 2, Supp. Sec. 1)
+
+    An oracle sends each sample (train and test, by its true class) to group
+    "tail" with probability ``p`` if its class is tail (<= 50 training samples)
+    and ``1 - p`` otherwise; a balanced-softmax linear classifier is trained
+    per group on that group's training samples and classifies that group's
+    test samples. ``p = 0.5`` is random separation, ``p = 1`` ideal.
+    """
+    rows = {}
+    for dataset in datasets:
+        for seed in seeds:
+            data = load_long_tailed(dataset, random_state=seed)
+            scaler = StandardScaler().fit(data.X_train)
+            X, X_test = scaler.transform(data.X_train), scaler.transform(data.X_test)
+            classes, counts = np.unique(data.y_train, return_counts=True)
+            tail_class = dict(zip(classes, counts <= 50))
+            rng = np.random.default_rng(seed)
+            single = LinearClassifier(loss="balanced_softmax", random_state=seed, device="cpu").fit(X, data.y_train)
+            rows.setdefault((dataset, "one classifier"), []).append(single.score(X_test, data.y_test))
+            for p in separations:
+                def groups(y):
+                    is_tail = np.array([tail_class[c] for c in y])
+                    return np.where(is_tail, rng.random(len(y)) < p, rng.random(len(y)) >= p)
+                g_train, g_test = groups(data.y_train), groups(data.y_test)
+                pred = np.empty_like(data.y_test)
+                for g in (True, False):
+                    clf = LinearClassifier(loss="balanced_softmax", random_state=seed, device="cpu")
+                    clf.fit(X[g_train == g], data.y_train[g_train == g])
+                    pred[g_test == g] = clf.predict(X_test[g_test == g])
+                rows.setdefault((dataset, f"p = {p}"), []).append(float(np.mean(pred == data.y_test)))
+            log(f"probe {dataset} seed {seed}: " + ", ".join(f"{k[1]} {v[-1]:.4f}" for k, v in rows.items() if k[0] == dataset))
+    out = [
+        "\n## Is head/tail separation worth it here? (the paper's Fig. 2 probe)\n",
+        "An oracle splits train and test samples by their true class: a tail-class sample (<= 50 training "
+        "samples) goes to the tail group with probability p, a head-class sample with probability 1 - p; a "
+        "balanced-softmax linear classifier per group. p = 0.5: random separation; p = 1: ideal. Overall test "
+        "accuracy (%), mean ± std over the seeds.\n",
+        "| data set | one classifier | " + " | ".join(f"p = {p}" for p in separations) + " |",
+        "|---|---|" + "---|" * len(separations),
+    ]
+    for dataset in datasets:
+        cells = [fmt(rows[(dataset, "one classifier")])] + [fmt(rows[(dataset, f"p = {p}")]) for p in separations]
+        out.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    return out
+
+
+def run_stage_probe(datasets, seeds):
+    """What costs accuracy inside each stage: the routing's data split, or the cluster features?
+
+    For the default DLSA, on the test samples routed to each stage: the stage's
+    own classifier, a plain balanced-softmax linear classifier trained on the
+    same routed training samples (``route(X_train)``), and the baseline trained
+    on all the data.
+    """
+    rows = {}
+    for dataset in datasets:
+        for seed in seeds:
+            data = load_long_tailed(dataset, random_state=seed)
+            scaler = StandardScaler().fit(data.X_train)
+            X, X_test = scaler.transform(data.X_train), scaler.transform(data.X_test)
+            y, y_test = data.y_train, data.y_test
+            base = LinearClassifier(loss="balanced_softmax", random_state=seed, device="cpu").fit(X, y)
+            dlsa = DLSAClassifier(random_state=seed, device="cpu").fit(X, y)
+            stage_train, stage_test = dlsa.route(X), dlsa.route(X_test)
+            pred, base_pred = dlsa.predict(X_test), base.predict(X_test)
+            for stage, label in ((0, "filter (cluster-aided)"), (dlsa.n_filters_, "final (linear)")):
+                plain = LinearClassifier(loss="balanced_softmax", random_state=seed, device="cpu")
+                plain.fit(X[stage_train == stage], y[stage_train == stage])
+                sel = stage_test == stage
+                rows.setdefault((dataset, label), []).append((
+                    float(np.mean(pred[sel] == y_test[sel])),
+                    float(np.mean(plain.predict(X_test[sel]) == y_test[sel])),
+                    float(np.mean(base_pred[sel] == y_test[sel])),
+                ))
+            log(f"stage probe {dataset} seed {seed}: " + str({k[1]: v[-1] for k, v in rows.items() if k[0] == dataset}))
+    out = [
+        "\n## Where the accuracy goes inside each stage (default DLSA)\n",
+        "On the test samples routed to a stage: that stage's DLSA classifier; a plain balanced-softmax linear "
+        "classifier trained on the same routed training samples (x only: no z, no cluster prior); the "
+        "baseline trained on all training samples. Accuracy (%), mean ± std over the seeds. Stage vs plain "
+        "isolates the cluster features; plain vs baseline the cost of training on a routed subset.\n",
+        "| data set | stage | DLSA stage classifier | plain linear, same subset | baseline, all data |",
+        "|---|---|---|---|---|",
+    ]
+    for (dataset, label), values in rows.items():
+        a, b, c = (list(v) for v in zip(*values))
+        out.append(f"| {dataset} | {label} | {fmt(a)} | {fmt(b)} | {fmt(c)} |")
+    return out
+
+
 # --------------------------------------------------------------------------- speed
 
 
@@ -313,6 +407,9 @@ def main(argv=None):
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT")
     parser.add_argument("--skip-effect", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-probe", action="store_true")
+    parser.add_argument("--skip-stage-probe", action="store_true")
+    parser.add_argument("--append", action="store_true", help="append the sections to --output")
     parser.add_argument("--scale", type=float, default=0.05, help="speed data: scale x 115,846 samples (1.0 = full)")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--clusters", type=int, default=500)
@@ -337,11 +434,20 @@ def main(argv=None):
         rows = run_effect(args.datasets, args.seeds, args.variants)
         lines.append("\n## Effect, ablation and diagnosis")
         lines += effect_tables(rows, args.datasets, args.variants, args.seeds)
+    if not args.skip_probe:
+        lines += run_probe(args.datasets, args.seeds)
+    if not args.skip_stage_probe:
+        lines += run_stage_probe(args.datasets, args.seeds)
     if not args.skip_speed:
         s = run_speed(args.scale, args.dim, args.clusters, args.speed_classes, args.speed_epochs, args.speed_batch)
         lines += speed_table(s)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text("\n".join(lines) + "\n")
+    if args.append:
+        lines = [f"\n<!-- appended by: python benchmarks/bench_dlsa.py {' '.join(sys.argv[1:])} -->"] + lines[3:]
+        with args.output.open("a") as f:
+            f.write("\n".join(lines) + "\n")
+    else:
+        args.output.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
