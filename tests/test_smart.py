@@ -19,7 +19,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_lt.augmentation import SMARTAugmenter
 from sklearn_lt.augmentation._smart import _ClassStatistics, _transfer
 from sklearn_lt.linear_model import LinearClassifier
-from sklearn_lt.metrics import few_shot_accuracy
+from sklearn_lt.metrics import few_shot_accuracy, many_shot_accuracy
 from sklearn_lt.torch._data import ShuffledBatchSampler
 
 
@@ -146,6 +146,23 @@ def test_tau_limits():
     np.testing.assert_allclose(large, inf, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("target", ["head", "tail"])
+@pytest.mark.parametrize("tau", [0.0, 2.0])
+def test_augmented_variance_matches_the_target_class(target, tau):
+    rng = np.random.default_rng(14)
+    X, y = make_classes(rng, [80, 12], 5)
+    tail = np.flatnonzero(y == 1)
+    heads = np.zeros(len(tail), dtype=int)
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    stats = _ClassStatistics(Xt, yt, 2, 1.0, running=False)
+    for chunk_bytes in (1, 2**28):  # factor and dense routes
+        out, _, _ = _transfer(stats, Xt[tail], yt[tail], torch.as_tensor(heads), tau, variance=target, chunk_bytes=chunk_bytes)
+        spread = ((out.numpy() - X[tail].mean(0)) ** 2).sum(1).mean()  # every tail sample once: exact
+        expected = np.trace(np.cov(X[y == (0 if target == "head" else 1)].T, bias=True))
+        np.testing.assert_allclose(spread, expected, rtol=1e-8)
+        np.testing.assert_allclose(out.numpy().mean(0), X[tail].mean(0), atol=1e-9)
+
+
 def test_feature_scale_makes_smart_unit_free():
     rng = np.random.default_rng(4)
     X, y = make_classes(rng, [60, 10, 4], 5)
@@ -215,7 +232,7 @@ def test_one_sample_classes_online_no_nan():
     for statistics in ("running", "exact"):
         clf = LinearClassifier(
             loss="balanced_softmax", augmenter=SMARTAugmenter(head_threshold=100, statistics=statistics),
-            max_epochs=3, batch_size=32, random_state=0, device="cpu",
+            max_epochs=2, batch_size=64, random_state=0, device="cpu",
         ).fit(X, y)
         assert np.all(np.isfinite(clf.coef_)) and np.all(np.isfinite(clf.history_[:, "train_loss"]))
 
@@ -275,6 +292,17 @@ def test_estimator_with_augmenter_pickles_without_its_training_data():
     assert clf.augmenter.get_params() == SMARTAugmenter().get_params()
     again = clone(clf).fit(X, y)
     np.testing.assert_array_equal(again.coef_, clf.coef_)
+
+
+def test_online_route_with_string_labels_and_a_dataframe():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(15)
+    X, y = make_classes(rng, [200, 120, 15, 4], 4)
+    labels = np.array(["cat", "dog", "emu", "yak"], dtype=object)[y]
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(4)])
+    clf = LinearClassifier(augmenter=SMARTAugmenter(), max_epochs=2, random_state=0, device="cpu").fit(frame, labels)
+    assert set(clf.predict(frame)) <= set(labels)
+    assert list(clf.feature_names_in_) == list(frame.columns)
 
 
 def test_augmenter_errors_and_warnings():
@@ -353,7 +381,7 @@ def test_grid_search_over_tau_in_imblearn_pipeline(letter_lt):
 
 
 @pytest.mark.slow
-def test_online_smart_lifts_few_shot_accuracy_of_balanced_softmax_on_letter(letter_lt):
+def test_online_smart_on_letter_lifts_few_shot_and_needs_the_class_prior_kept(letter_lt):
     X, X_test, y, y_test = letter_lt
     kw = dict(loss="balanced_softmax", max_epochs=15, random_state=0, device="cpu")
     base = LinearClassifier(**kw).fit(X, y).predict(X_test)
@@ -362,3 +390,8 @@ def test_online_smart_lifts_few_shot_accuracy_of_balanced_softmax_on_letter(lett
     few_smart = few_shot_accuracy(y_test, smart, y_train=y)
     assert few_smart > few_base + 0.05
     assert (smart == y_test).mean() > (base == y_test).mean() - 0.01
+    # balanced softmax already corrects for the class frequencies: adding the class-reversed tail stream
+    # without keeping the prior corrects twice and the many-shot classes collapse
+    twice = LinearClassifier(augmenter=SMARTAugmenter(keep_class_prior=False), **kw).fit(X, y).predict(X_test)
+    many = lambda pred: many_shot_accuracy(y_test, pred, y_train=y)
+    assert many(twice) < many(base) - 0.2
