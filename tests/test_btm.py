@@ -141,10 +141,11 @@ def test_recalibrated_batch_norm_holds_the_training_statistics(small_lt):
     btm = BalancedUndersampleMerger(small_mlp(), recalibrate_bn=True, post_train=False, random_state=0, **FAST)
     btm.fit(X, y)
     module = btm.merged_estimator_.net_.module_
-    _, pre_bn = _forward(module, X, "cpu", capture=module.body[1])
+    device = next(module.parameters()).device
+    _, pre_bn = _forward(module, X, device, capture=module.body[1])
     bn = module.body[1]
-    np.testing.assert_allclose(bn.running_mean.numpy(), pre_bn.mean(0), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(bn.running_var.numpy(), pre_bn.var(0, ddof=1), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(bn.running_mean.cpu().numpy(), pre_bn.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bn.running_var.cpu().numpy(), pre_bn.var(0, ddof=1), rtol=1e-3, atol=1e-5)
     assert bn.momentum == 0.1  # restored
 
 

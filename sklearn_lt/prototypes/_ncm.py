@@ -108,8 +108,15 @@ class _MinHalfDistanceLogits(torch.autograd.Function):
         x, m, e, out, index = ctx.saved_tensors
         h = torch.div(grad, out).mul_(0.125)  # d logit / d(d^2), see _HalfDistanceLogits
         n_disp = e.shape[0]
-        per_sample = torch.zeros(x.shape[0], n_disp, dtype=h.dtype, device=h.device).scatter_add_(1, index, h)
-        per_class = torch.zeros(n_disp, m.shape[0], dtype=h.dtype, device=h.device).scatter_add_(0, index, h)
+        if h.is_cuda:
+            # CUDA's scatter_add_ adds with atomics, in a different order each run: the same seed would
+            # not give the same model. A one-hot product is as cheap as the forward's B x (K+1) x C sum.
+            onehot = torch.nn.functional.one_hot(index, n_disp).to(h.dtype)  # (B, C, K+1)
+            per_sample = torch.einsum("bc,bck->bk", h, onehot)
+            per_class = torch.einsum("bc,bck->kc", h, onehot)
+        else:
+            per_sample = torch.zeros(x.shape[0], n_disp, dtype=h.dtype, device=h.device).scatter_add_(1, index, h)
+            per_class = torch.zeros(n_disp, m.shape[0], dtype=h.dtype, device=h.device).scatter_add_(0, index, h)
         grad_e = torch.addmm(e * (2.0 * per_sample.sum(0).unsqueeze(1)), per_class, m, alpha=2.0)
         grad_e.addmm_(per_sample.T, x, alpha=-2.0)
         return None, None, grad_e, None

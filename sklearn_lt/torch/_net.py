@@ -40,6 +40,20 @@ class LTNet(NeuralNet):
         self.predict_batch_size = predict_batch_size
         self.train_batch_hook = train_batch_hook
 
+    def __getstate__(self):
+        # The library passes built modules, so the init parameters ``module`` and ``criterion`` are
+        # the trained (possibly CUDA) instances themselves. skorch maps only ``module_``,
+        # ``criterion_`` ... to the CPU when a GPU-trained net is loaded on a machine without CUDA:
+        # route the parameters through the same device-mapped blob, or such a load fails.
+        own = self.cuda_dependent_attributes_
+        self.cuda_dependent_attributes_ = own + [name for name in ("module", "criterion") if name not in own]
+        try:
+            state = super().__getstate__()
+        finally:
+            self.cuda_dependent_attributes_ = own
+        state["cuda_dependent_attributes_"] = own
+        return state
+
     def get_iterator(self, dataset, training=False):
         if not training and isinstance(dataset, ArrayDataset) and "sampler" not in self.get_params_for(
             "iterator_valid"
