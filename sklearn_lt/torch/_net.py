@@ -41,12 +41,16 @@ class LTNet(NeuralNet):
         self.train_batch_hook = train_batch_hook
 
     def __getstate__(self):
-        # The library passes built modules, so the init parameters ``module`` and ``criterion`` are
-        # the trained (possibly CUDA) instances themselves. skorch maps only ``module_``,
-        # ``criterion_`` ... to the CPU when a GPU-trained net is loaded on a machine without CUDA:
-        # route the parameters through the same device-mapped blob, or such a load fails.
+        # skorch maps to the loading machine's device only the attributes named in
+        # ``cuda_dependent_attributes_`` (module_, criterion_, optimizer_). Others hold device
+        # tensors too: the init parameters ``module``/``criterion`` (the library passes built
+        # modules), the LR-scheduler callback (it references the optimizer and its state), a
+        # predefined validation split. A GPU-trained net would then not load on a CPU-only
+        # machine: route every attribute but ``device`` through skorch's device-mapped blob.
         own = self.cuda_dependent_attributes_
-        self.cuda_dependent_attributes_ = own + [name for name in ("module", "criterion") if name not in own]
+        self.cuda_dependent_attributes_ = [
+            key for key in self.__dict__ if key not in ("device", "cuda_dependent_attributes_")
+        ]
         try:
             state = super().__getstate__()
         finally:
