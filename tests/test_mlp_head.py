@@ -9,7 +9,7 @@ from torch import nn
 
 from sklearn_lt.metrics import few_shot_accuracy
 from sklearn_lt.neural_network import MLPHead, MLPHeadClassifier
-from sklearn_lt.neural_network._mlp import training_sampler
+from sklearn_lt.torch._net import make_train_sampler
 
 
 def test_module_layout():
@@ -52,7 +52,7 @@ def test_batch_norm_never_gets_a_tiny_last_batch(n):
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(2, 600), batch_size=st.integers(2, 300))
 def test_even_batches_property(n, batch_size):
-    sampler = training_sampler(
+    sampler = make_train_sampler(
         np.zeros(n), sampling="instance", batch_size=batch_size, generator=torch.Generator(), even_batches=True
     )
     sizes = [len(b) for b in sampler]
@@ -65,7 +65,7 @@ def test_even_batches_property(n, batch_size):
 
 def test_class_balanced_even_batches_are_full():
     y = np.array([0] * 95 + [1] * 5)
-    sampler = training_sampler(y, sampling="class_balanced", batch_size=32, generator=torch.Generator(), even_batches=True)
+    sampler = make_train_sampler(y, sampling="class_balanced", batch_size=32, generator=torch.Generator(), even_batches=True)
     assert [len(b) for b in sampler] == [32] * 4
 
 

@@ -16,12 +16,12 @@ from torch import nn
 
 from ..linear_model._linear import loss_tau
 from ..metrics import geometric_mean_recall, get_scorer, harmonic_mean_recall
-from ..neural_network._mlp import FLOAT32_SUBSET_REASON, MLPHeadClassifier, has_batch_norm, training_sampler
+from ..neural_network._mlp import FLOAT32_SUBSET_REASON, MLPHeadClassifier
 from ..torch._base import BaseTorchClassifier, ClassifierOutputMixin, validate_classification_data
 from ..torch._data import ClassBalancedSampler
 from ..torch._device import draw_seed, seeded
 from ..torch._losses import LogitAdjustedLoss
-from ..torch._net import train_module
+from ..torch._net import has_batch_norm, make_train_sampler, train_module
 from ..utils._split import tail_safe_validation_split
 from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
 
@@ -197,7 +197,7 @@ class _TorchKind:
                 _MixupCrossEntropy() if mixup else LogitAdjustedLoss(tau=0.0),
                 X,
                 y,
-                sampler=training_sampler(
+                sampler=make_train_sampler(
                     y,
                     sampling="instance",
                     batch_size=batch_size,
@@ -262,7 +262,7 @@ class _TorchKind:
                 LogitAdjustedLoss(class_counts, tau=loss_tau),
                 features,
                 y,
-                sampler=training_sampler(y, sampling=sampling, batch_size=batch_size, generator=generator),
+                sampler=make_train_sampler(y, sampling=sampling, batch_size=batch_size, generator=generator),
                 max_epochs=epochs,
                 optimizer="sgd",
                 lr=lr,

@@ -7,9 +7,8 @@ from torch import nn
 
 from ..linear_model._linear import loss_tau
 from ..torch._base import BaseTorchClassifier
-from ..torch._data import ClassBalancedSampler, ShuffledBatchSampler
 from ..torch._losses import LogitAdjustedLoss
-from ..torch._net import train_module
+from ..torch._net import has_batch_norm, make_train_sampler, train_module
 from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
 
 # why sklearn's check_methods_subset_invariance fails for float32 networks with a hidden layer
@@ -80,35 +79,6 @@ class MLPHead(nn.Module):
 
     def forward(self, X):
         return self.classifier(self.body(X))
-
-
-def has_batch_norm(module):
-    """Whether ``module`` holds a batch-norm layer (whose training mode rejects a batch of one)."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
-
-
-def training_sampler(y, *, sampling, batch_size, generator, even_batches=False):
-    """The core's sampler for ``sampling``, optionally with batches of (nearly) equal size.
-
-    A batch-norm layer in training mode normalises each batch by its own
-    statistics and folds them into its running averages, so a small last
-    batch (one sample is an error, two or three give wild statistics) harms
-    it. With ``even_batches`` an epoch of instance sampling is cut into
-    ``ceil(n / batch_size)`` batches of equal size up to one sample, and
-    class-balanced sampling draws whole batches (at most ``batch_size - 1``
-    draws more per epoch).
-    """
-    check_option("sampling", sampling, ("instance", "class_balanced"))
-    n = len(y)
-    n_batches = -(-n // batch_size)
-    if sampling == "class_balanced":
-        n_draws = n_batches * batch_size if even_batches else n
-        return ClassBalancedSampler(y, batch_size, n_draws=n_draws, generator=generator)
-    if even_batches:
-        batch_size = -(-n // n_batches)
-        # the evened size may leave a last batch smaller by up to n_batches - 1: drop it only if it is a single sample
-        return ShuffledBatchSampler(n, batch_size, generator=generator, drop_last=n % batch_size == 1)
-    return ShuffledBatchSampler(n, batch_size, generator=generator)
 
 
 def check_hidden_layer_sizes(hidden_layer_sizes):
@@ -293,7 +263,7 @@ class MLPHeadClassifier(BaseTorchClassifier):
             X,
             y,
             sample_weight=sample_weight,
-            sampler=training_sampler(
+            sampler=make_train_sampler(
                 y,
                 sampling=self.sampling,
                 batch_size=self.batch_size,

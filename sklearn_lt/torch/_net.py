@@ -82,12 +82,34 @@ class LTNet(NeuralNet):
         return self.forward(ArrayDataset(X, device=self.device), training=False, device="cpu")
 
 
-def make_train_sampler(y, *, sampling, batch_size, generator, n_draws=None):
-    """The training sampler for ``sampling`` in {"instance", "class_balanced"}."""
+def has_batch_norm(module):
+    """Whether ``module`` holds a batch-norm layer (whose training mode rejects a batch of one)."""
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def make_train_sampler(y, *, sampling, batch_size, generator, n_draws=None, even_batches=False):
+    """The training sampler for ``sampling`` in {"instance", "class_balanced"}.
+
+    ``even_batches`` is for modules with batch norm (see :func:`has_batch_norm`):
+    in training mode a batch-norm layer normalises each batch by its own
+    statistics and folds them into its running averages, so a small last batch
+    (one sample is an error, two or three give wild statistics) harms it. An
+    epoch of instance sampling is then cut into ``ceil(n / batch_size)`` batches
+    of equal size up to one sample, and class-balanced sampling draws whole
+    batches (at most ``batch_size - 1`` draws more per epoch).
+    """
     check_option("sampling", sampling, _SAMPLINGS)
+    n = len(y)
+    n_batches = -(-n // batch_size)
     if sampling == "class_balanced":
+        if n_draws is None and even_batches:
+            n_draws = n_batches * batch_size
         return ClassBalancedSampler(y, batch_size, n_draws=n_draws, generator=generator)
-    return ShuffledBatchSampler(len(y), batch_size, generator=generator)
+    if even_batches:
+        batch_size = -(-n // n_batches)
+        # the evened size may leave a last batch smaller by up to n_batches - 1: drop it only if it is one sample
+        return ShuffledBatchSampler(n, batch_size, generator=generator, drop_last=n % batch_size == 1)
+    return ShuffledBatchSampler(n, batch_size, generator=generator)
 
 
 def train_module(
