@@ -152,7 +152,7 @@ def run_online(name, cfg, seed, protocol, device):
     from sklearn.metrics import balanced_accuracy_score
 
     from sklearn_lt.linear_model import LinearClassifier
-    from sklearn_lt.metrics import few_shot_accuracy, many_shot_accuracy, medium_shot_accuracy
+    from sklearn_lt.metrics import few_shot_accuracy, harmonic_mean_recall, many_shot_accuracy, medium_shot_accuracy
     from sklearn_lt.utils import tail_safe_validation_split
 
     loss, augmenter, options = parse(cfg)
@@ -177,6 +177,7 @@ def run_online(name, cfg, seed, protocol, device):
         "one_sample_acc": float(np.mean(pred[one] == y_eval[one])) if one.any() else None,
         "acc": float(np.mean(pred == y_eval)),
         "bacc": float(balanced_accuracy_score(y_eval, pred)),
+        "hmean": float(harmonic_mean_recall(y_eval, pred)),
         "many": many_shot_accuracy(y_eval, pred, y_train=y),
         "medium": medium_shot_accuracy(y_eval, pred, y_train=y),
         "few": few_shot_accuracy(y_eval, pred, y_train=y),
@@ -190,7 +191,7 @@ def run_sampler(name, variant, seed, device):
 
     from sklearn_lt.augmentation import SMARTAugmenter
     from sklearn_lt.linear_model import LinearClassifier
-    from sklearn_lt.metrics import few_shot_accuracy, many_shot_accuracy, medium_shot_accuracy
+    from sklearn_lt.metrics import few_shot_accuracy, harmonic_mean_recall, many_shot_accuracy, medium_shot_accuracy
 
     data, scaler = load(name, seed)
     clf = LinearClassifier(loss="balanced_softmax", random_state=seed, device=device)
@@ -212,6 +213,7 @@ def run_sampler(name, variant, seed, device):
     y_train = data.y_train
     return {
         "acc": float(np.mean(pred == data.y_test)),
+        "hmean": float(harmonic_mean_recall(data.y_test, pred)),
         "many": many_shot_accuracy(data.y_test, pred, y_train=y_train),
         "medium": medium_shot_accuracy(data.y_test, pred, y_train=y_train),
         "few": few_shot_accuracy(data.y_test, pred, y_train=y_train),
@@ -359,7 +361,7 @@ def mean_std(values):
     return f"{100 * np.mean(values):.1f} ± {100 * np.std(values):.1f}"
 
 
-def table(rows, section, name, entries, columns=("acc", "many", "medium", "few")):
+def table(rows, section, name, entries, columns=("acc", "many", "medium", "few", "hmean")):
     lines = [f"| {'setting':40s} | " + " | ".join(columns) + " | fit s | seeds |", "|---|" + "---|" * (len(columns) + 2)]
     for label, cfg in entries:
         runs = [r for (s, dname, c, _), r in rows.items() if s == section and dname == name and c == cfg]
@@ -393,7 +395,7 @@ def render(datasets, memory_rows, speed_rows):
             name,
             [("BSCE", ONE_SAMPLE_GRID[0]), ("BSCE + SMART (defaults)", ONE_SAMPLE_GRID[1]),
              ("BSCE + SMART, zero_covariance_weight=None", ONE_SAMPLE_GRID[2])],
-            columns=("acc", "few", "one_sample_acc"),
+            columns=("acc", "few", "hmean", "one_sample_acc"),
         )
         if one.count("\n") > 1:
             section_tables += [
@@ -418,7 +420,7 @@ def render(datasets, memory_rows, speed_rows):
             "defaults",
             name,
             [(cfg, cfg) for cfg in DEFAULT_GRID + ONE_SAMPLE_GRID],
-            columns=("bacc", "few", "many"),
+            columns=("bacc", "few", "many", "hmean"),
         )
         if grid.count("\n") > 1:
             section_tables += [

@@ -629,7 +629,7 @@ class SMARTAugmenter(BaseOverSampler):
     >>> X, X_test, y, y_test = make_long_tailed_classification(random_state=0)
     >>> smart = SMARTAugmenter(head_threshold=50, random_state=0)
     >>> X_res, y_res = smart.fit_resample(X, y)
-    >>> X_res.shape[0] - X.shape[0] == sum(smart.sampling_strategy_.values())
+    >>> bool(X_res.shape[0] - X.shape[0] == sum(smart.sampling_strategy_.values()))
     True
     >>> smart.sample_weight_.shape == (X_res.shape[0],)
     True
