@@ -605,7 +605,7 @@ class SMARTAugmenter(BaseOverSampler):
         The unit the formula was applied in.
     n_features_in_ : int
         Number of features seen in :meth:`fit_resample`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names, when ``X`` had string column names.
 
     See Also

@@ -16,7 +16,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..augmentation import SMARTAugmenter
-from ..linear_model import LinearClassifier, LWSClassifier, TauNormalizedClassifier
+from ..ensemble import BalancedUndersampleMerger
+from ..flows import DLSAClassifier
+from ..linear_model import AlphaNetClassifier, LinearClassifier, LWSClassifier, TauNormalizedClassifier
+from ..neural_network import MLPHeadClassifier
+from ..prototypes import LearnedNCM, MultiNCM
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,28 @@ METHODS = {
         baseline="Linear CE",
         paper="Ren et al. 2020",
     ),
+    # --- AlphaNet (Chang et al.): post-hoc correction of the few-class rows of a cRT base
+    "AlphaNet (cRT) rho=1": Method(
+        lambda rs, dev: _scaled(AlphaNetClassifier(rho=1.0, random_state=rs, device=dev)),
+        baseline="cRT",
+        paper="Chang et al. (AlphaNet)",
+    ),
+    "AlphaNet (cRT) rho=0.5": Method(
+        lambda rs, dev: _scaled(AlphaNetClassifier(rho=0.5, random_state=rs, device=dev)),
+        baseline="cRT",
+        paper="Chang et al. (AlphaNet)",
+    ),
+    # --- Learned NCM (Sharma et al.): learned centroids vs the empirical means; + shared displacements
+    "LearnedNCM": Method(
+        lambda rs, dev: _scaled(LearnedNCM(random_state=rs, device=dev)),
+        baseline="NearestCentroid",
+        paper="Sharma et al., Learned NCM",
+    ),
+    "MultiNCM": Method(
+        lambda rs, dev: _scaled(MultiNCM(random_state=rs, device=dev)),
+        baseline="LearnedNCM",
+        paper="Sharma et al., Learned NCM",
+    ),
     # --- SMART (Zhang et al. 2024): head-to-tail feature augmentation, online and as a sampler
     "SMART (online, BSCE)": Method(
         lambda rs, dev: _scaled(
@@ -84,5 +110,30 @@ METHODS = {
         ),
         baseline="Balanced softmax",
         paper="Zhang et al. 2024",
+    ),
+    # --- BTM (Yu, Du & Wu): balanced few-shot fine-tuning and weight merging of an MLP head
+    "MLP head": Method(
+        lambda rs, dev: _scaled(MLPHeadClassifier(random_state=rs, device=dev)), group="baseline"
+    ),
+    "MLP head + post-training": Method(
+        lambda rs, dev: _scaled(
+            BalancedUndersampleMerger(MLPHeadClassifier(random_state=rs, device=dev), n_subsets=0, random_state=rs)
+        ),
+        group="baseline",
+        baseline="MLP head",
+        paper="Yu, Du & Wu 2024 (baseline)",
+    ),
+    "BTM (MLP head)": Method(
+        lambda rs, dev: _scaled(
+            BalancedUndersampleMerger(MLPHeadClassifier(random_state=rs, device=dev), random_state=rs)
+        ),
+        baseline="MLP head + post-training",
+        paper="Yu, Du & Wu 2024",
+    ),
+    # --- DLSA (Xu et al. 2022): flow-filter cascade on top of the balanced-softmax linear classifier
+    "DLSA": Method(
+        lambda rs, dev: _scaled(DLSAClassifier(random_state=rs, device=dev)),
+        baseline="Balanced softmax",
+        paper="Xu et al. 2022",
     ),
 }

@@ -77,7 +77,7 @@ class LinearClassifier(BaseTorchClassifier):
         Biases.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names, when ``X`` had string column names.
     device_ : str
         Device the model was trained on.

@@ -12,15 +12,22 @@ from ..utils._validation import check_nonnegative_float, check_positive_int
 from ._utils import linear_weights
 
 
-def fit_base_linear(meta, X, y, sample_weight=None):
+def fit_base_linear(meta, X, y, sample_weight=None, *, default=None):
     """Clone and fit ``meta.estimator`` (default: a :class:`LinearClassifier`) and read its weights.
 
     Wrap an already fitted model in :class:`sklearn.frozen.FrozenEstimator` to
-    correct it without refitting.
+    correct it without refitting. ``default`` is the (unfitted) estimator used
+    when ``meta.estimator`` is None; None means ``LinearClassifier`` seeded with
+    ``meta.random_state``.
     """
     from ._linear import LinearClassifier
 
-    base = LinearClassifier(random_state=getattr(meta, "random_state", None)) if meta.estimator is None else clone(meta.estimator)
+    if meta.estimator is not None:
+        base = clone(meta.estimator)
+    elif default is not None:
+        base = default
+    else:
+        base = LinearClassifier(random_state=getattr(meta, "random_state", None))
     # weights of all ones are no weights: do not require the base model to accept them
     weighted = sample_weight is not None and not np.all(np.asarray(sample_weight) == 1)
     kwargs = {"sample_weight": sample_weight} if weighted else {}
@@ -70,7 +77,7 @@ class TauNormalizedClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstima
         Training samples per class.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names, when ``X`` had string column names.
 
     Examples
@@ -177,7 +184,7 @@ class LWSClassifier(BaseTorchClassifier):
         Training samples per class.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names, when ``X`` had string column names.
     device_ : str
         Training device.

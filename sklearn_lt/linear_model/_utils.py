@@ -12,6 +12,26 @@ def linear_weights(estimator):
     ``FrozenEstimator`` around either). A binary sklearn model stores one row
     ``w`` for ``classes_[1]``; it is returned as the equivalent pair
     ``(-w/2, w/2)``, which gives the same decision.
+
+    Parameters
+    ----------
+    estimator : fitted classifier
+        Exposes ``coef_``, ``intercept_`` and ``classes_``.
+
+    Returns
+    -------
+    W : ndarray of shape (n_classes, n_features)
+    b : ndarray of shape (n_classes,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn_lt.linear_model import linear_weights
+    >>> X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
+    >>> W, b = linear_weights(LogisticRegression().fit(X, y))
+    >>> W.shape, bool(np.allclose(W[0], -W[1]))
+    ((2, 1), True)
     """
     check_is_fitted(estimator)
     missing = [a for a in ("coef_", "intercept_", "classes_") if not hasattr(estimator, a)]

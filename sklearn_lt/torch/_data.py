@@ -180,7 +180,7 @@ class ClassBalancedSampler(Sampler):
     >>> import numpy as np, torch
     >>> from sklearn_lt.torch import ClassBalancedSampler
     >>> y = np.array([0] * 98 + [1, 2])
-    >>> s = ClassBalancedSampler(y, batch_size=3000, generator=torch.Generator().manual_seed(0))
+    >>> s = ClassBalancedSampler(y, batch_size=3000, n_draws=3000, generator=torch.Generator().manual_seed(0))
     >>> counts = np.bincount(y[next(iter(s)).numpy()])
     >>> bool(np.all(np.abs(counts / 3000 - 1 / 3) < 0.05))
     True

@@ -1,0 +1,696 @@
+"""DLSA: dynamic label space adjustment by a cascade of Gaussian-mixture flow filters (Xu et al., ECCV 2022)."""
+
+import math
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback, EarlyStopping
+from skorch.utils import noop
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import Sampler
+
+from ..torch._base import BaseTorchClassifier
+from ..torch._data import ShuffledBatchSampler
+from ..torch._losses import LogitAdjustedLoss
+from ..torch._net import train_module
+from ..utils._split import tail_safe_validation_split
+from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
+from ._modules import ClusterAidedClassifier, GaussianMixtureFlow
+
+#: head/tail border of the paper's separation diagnostic (Fig. 2 and 7): a tail class has at most 50 samples
+TAIL_THRESHOLD = 50
+#: the paper's number of clusters, used once the data is large enough
+MAX_AUTO_CLUSTERS = 500
+#: training samples per cluster aimed at by ``n_clusters="auto"``
+SAMPLES_PER_CLUSTER = 50
+#: mean distance between two mixture centres aimed at by ``center_std="auto"`` (Supp. Sec. 3)
+CENTER_DISTANCE = 3.0
+
+
+def auto_n_clusters(n_samples, n_classes):
+    """``n_clusters="auto"``: ``min(500, max(n_classes, n_samples // 50))``, at least 2.
+
+    The paper's 500 clusters (about 230 ImageNet-LT samples each) need about
+    25,000 samples; below that a cluster would hold too few samples for its
+    class frequencies ``P(y | h)`` to mean anything, so aim at ~50 samples per
+    cluster, but keep at least one cluster per class so that pure clusters are
+    possible at all.
+
+    Examples
+    --------
+    >>> from sklearn_lt.flows._dlsa import auto_n_clusters
+    >>> auto_n_clusters(115_846, 1000), auto_n_clusters(2_935, 26), auto_n_clusters(60, 3)
+    (500, 58, 3)
+    """
+    return int(max(2, min(MAX_AUTO_CLUSTERS, max(n_classes, n_samples // SAMPLES_PER_CLUSTER))))
+
+
+def auto_center_std(n_features):
+    """``center_std="auto"``: ``3 / sqrt(2 d)``, so that two centres lie ~3 latent units apart.
+
+    The supplement (Sec. 3) derives ``E|mu_p - mu_q|^2 = 2 d sigma^2`` and wants
+    the centres about three unit standard deviations apart; its chosen 0.05 is
+    this rule at ResNet-50's ``d = 2048`` (0.047). A fixed 0.05 at ``d = 16``
+    would put all centres within 0.3 of each other: every cluster the same.
+    """
+    return CENTER_DISTANCE / math.sqrt(2.0 * max(int(n_features), 1))
+
+
+class ClassPairSampler(Sampler):
+    """Pairs of samples from two different, uniformly drawn classes (DLSA's flow-training stream).
+
+    Each pair draws a class ``a`` uniformly, a class ``b != a`` uniformly among
+    the others, and one random sample of each; a batch of ``batch_size`` pairs
+    is yielded as one index tensor ``[a-samples..., b-samples...]`` of length
+    ``2 * batch_size`` (the last one may be shorter). An epoch is ``len(y)`` pairs.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Encoded labels with at least two classes.
+    batch_size : int
+        Pairs per batch.
+    generator : torch.Generator, default=None
+    """
+
+    def __init__(self, y, batch_size, *, generator=None):
+        y = np.asarray(y)
+        classes, y_enc, counts = np.unique(y, return_inverse=True, return_counts=True)
+        if len(classes) < 2:
+            raise ValueError("ClassPairSampler needs samples of at least two classes.")
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.n_pairs = len(y)
+        self.generator = generator
+        order = np.argsort(y_enc, kind="stable")
+        self._order = torch.as_tensor(order, dtype=torch.int64)
+        self._starts = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]), dtype=torch.int64)
+        self._counts = torch.as_tensor(counts, dtype=torch.int64)
+
+    def __len__(self):
+        return (self.n_pairs + self.batch_size - 1) // self.batch_size
+
+    def _sample_of(self, classes):
+        offset = (torch.rand(len(classes), generator=self.generator, dtype=torch.float64) * self._counts[classes]).long()
+        return self._order[self._starts[classes] + offset]
+
+    def __iter__(self):
+        n_classes = len(self._counts)
+        a = torch.randint(n_classes, (self.n_pairs,), generator=self.generator)
+        b = (a + 1 + torch.randint(n_classes - 1, (self.n_pairs,), generator=self.generator)) % n_classes
+        pos, neg = self._sample_of(a), self._sample_of(b)
+        for start in range(0, self.n_pairs, self.batch_size):
+            stop = start + self.batch_size
+            yield torch.cat([pos[start:stop], neg[start:stop]])
+
+
+class DLSAFlowLoss(nn.Module):
+    """The flow filter's objective ``lambda_mle L_MLE + lambda_bal L_bal + lambda_pure L_pure`` (paper Eq. 11).
+
+    Called by the training core as ``loss(log_p_x_given_k, y, sample_weight)``
+    on a :class:`ClassPairSampler` batch (first half one sample of each pair,
+    second half the other):
+
+    - ``L_MLE``: class-weighted negative log-likelihood of the first halves,
+      weights ``w(y) = n_y^-q / sum_c n_c^-q`` (times any sample weights),
+      normalised to a weighted mean and divided by ``d`` (nats per dimension),
+      so the lambdas mean the same at any ``d``, class count and batch size;
+    - ``L_bal = sum_k p_k log p_k + log K`` (KL to uniform) of the
+      momentum-smoothed, bias-corrected batch cluster posterior
+      ``p = p~_t / (1 - eta^t)``, ``p~_t = eta p~_{t-1} + (1 - eta) mean_B P(h | x)``;
+    - ``L_pure = mean_pairs sum_k P(k | x_a) log P(k | x_b)`` with the ``x_a``
+      side detached: pushes the two samples of different classes apart.
+
+    In evaluation mode (skorch's validation pass on plain batches) it returns
+    the weighted negative log-likelihood per dimension only, and leaves the
+    momentum state untouched. ``last_terms`` holds the three terms of the last
+    training batch.
+    """
+
+    def __init__(self, class_weights, n_features, *, lambda_mle=1.0, lambda_bal=1.0, lambda_pure=0.02, eta=0.7):
+        super().__init__()
+        self.register_buffer("class_weights", torch.as_tensor(np.asarray(class_weights), dtype=torch.float32))
+        self.n_features = int(n_features)
+        self.lambda_mle = float(lambda_mle)
+        self.lambda_bal = float(lambda_bal)
+        self.lambda_pure = float(lambda_pure)
+        self.eta = float(eta)
+        self.register_buffer("p_tilde", torch.zeros(0))
+        self.step = 0
+        self.last_terms = {}
+
+    def _nll(self, llh, y, sample_weight):
+        w = self.class_weights[y]
+        if sample_weight is not None:
+            w = w * sample_weight
+        return -(w * llh).sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny) / self.n_features
+
+    def forward(self, comp, y, sample_weight=None):
+        n_clusters = comp.shape[1]
+        llh = torch.logsumexp(comp, dim=1) - math.log(n_clusters)
+        if not self.training:
+            return self._nll(llh, y, sample_weight)
+        half = comp.shape[0] // 2
+        sw = None if sample_weight is None else sample_weight[:half]
+        mle = self._nll(llh[:half], y[:half], sw)
+        log_post = F.log_softmax(comp, dim=1)
+        post_a = log_post[:half].exp()
+
+        if self.p_tilde.numel() != n_clusters:
+            self.p_tilde = torch.zeros(n_clusters, device=comp.device)
+            self.step = 0
+        self.step += 1
+        p_tilde = self.eta * self.p_tilde + (1 - self.eta) * (post_a.mean(0) + 1e-7)
+        self.p_tilde = p_tilde.detach()
+        p = p_tilde / (1 - self.eta**self.step)
+        bal = (p * p.log()).sum() + math.log(n_clusters)
+
+        pure = (post_a.detach() * log_post[half : 2 * half]).sum(1).mean()
+        self.last_terms = {"mle": mle.detach(), "bal": bal.detach(), "pure": pure.detach()}
+        return self.lambda_mle * mle + self.lambda_bal * bal + self.lambda_pure * pure
+
+
+class _RecordLossTerms(Callback):
+    """Write the epoch means of the flow loss terms into the history (``mle``, ``bal``, ``pure``)."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        self._sums, self._n = {}, 0
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if training:
+            for key, value in net.criterion_.last_terms.items():
+                self._sums[key] = self._sums.get(key, 0.0) + value
+            self._n += 1
+
+    def on_epoch_end(self, net, **kwargs):
+        for key, value in self._sums.items():
+            net.history.record(key, float(value) / max(self._n, 1))
+
+
+def _keep_best_on_validation():
+    # patience beyond any epoch count: never stops, only restores the epoch of lowest valid_loss
+    return ("keep_best", EarlyStopping(patience=np.iinfo(np.int32).max, threshold=0.0, load_best=True, sink=noop))
+
+
+class DLSAClassifier(BaseTorchClassifier):
+    """Dynamic label space adjustment: a cascade of Gaussian-mixture flow filters before classification.
+
+    Each filter is a normalizing flow (two MAF blocks with batch-norm
+    bijections) from the features to a latent space with a uniform mixture of
+    ``K`` unit Gaussians at fixed random centres. It is trained with a
+    class-weighted likelihood (weights ``n_y^-q``, so rare classes are fitted
+    best), a cluster-balancedness term and a purity term on pairs of samples of
+    different classes. The ``filter_fraction`` of the training samples with the
+    highest likelihood goes to that filter's *cluster-aided classifier*
+    ``softmax(FC[x] + FC[z, P(y | h)])`` (``z`` the flow latent, ``P(y | h)``
+    the class frequencies of the sample's cluster); the rest go to the next
+    filter, and what is left after the last one to a balanced-softmax linear
+    classifier. At prediction the same absolute likelihood thresholds route the
+    samples, so the share routed to each stage may differ from training.
+
+    The idea: the weighted likelihood makes tail samples fit the mixture best,
+    so the filters peel a tail-rich, more balanced group off the data, and the
+    head-dominated remainder is classified with less head-to-tail bias.
+
+    Parameters
+    ----------
+    n_filters : int, default=1
+        Flow filters in the cascade (the paper's figures use 3, the authors'
+        released configurations 1 for CE/CBS features); 0 is the plain
+        balanced-softmax linear classifier. The cascade stops early when a
+        filter would route nothing or fewer than two classes are left.
+    n_clusters : int or "auto", default="auto"
+        Mixture components ``K`` per filter. ``"auto"`` is
+        ``min(500, max(n_classes, n_samples // 50))``: the paper's 500 on large
+        data, about 50 samples per cluster (and at least one per class) on
+        small data, where 500 clusters would be nearly empty.
+    filter_fraction : float in [0, 1), default=0.3
+        Share of the samples reaching a filter that it routes to its
+        cluster-aided classifier (the training-likelihood quantile ``1 - filter_fraction``
+        becomes the threshold).
+    q : float, default=2.0
+        Exponent of the likelihood class weights ``n_y^-q``.
+    lambda_mle, lambda_bal, lambda_pure : float, default=1.0, 1.0, 0.02
+        Weights of the likelihood (nats per dimension), balancedness and
+        purity terms; 0 removes a term (the paper's ablation).
+    eta : float in [0, 1), default=0.7
+        Momentum of the cluster-posterior estimate in the balancedness term.
+    center_std : float or "auto", default="auto"
+        Standard deviation of the centre coordinates; ``"auto"`` is
+        ``3 / sqrt(2 d)`` (Supp. Sec. 3: centres about 3 apart; 0.047 at
+        ``d = 2048``, the paper's 0.05).
+    stage_prior : {"global", "subset"}, default="global"
+        Class counts in the balanced-softmax loss of each stage's classifier.
+        ``"global"`` (all training counts) makes each stage's logits the
+        balanced-test posterior given the routing, the Bayes-consistent choice;
+        ``"subset"`` uses the counts of the samples routed to that stage (the
+        authors' cluster-aided classifier).
+    flow_max_epochs : int, default=50
+        Flow training epochs (an epoch is ``n_samples`` pairs); with a
+        validation split the epoch of lowest validation likelihood loss is kept.
+    flow_batch_size : int, default=256
+        Pairs per flow batch (the authors' 1024 gives too few steps on small data).
+    flow_lr : float, default=0.2
+        Learning rate of the flow (plain SGD, constant, as the authors).
+    max_epochs : int, default=30
+        Epochs of each stage's classifier (AdamW, cosine schedule).
+    batch_size : int, default=128
+        Batch size of the classifiers.
+    lr : float, default=0.01
+        Initial learning rate of the classifiers.
+    weight_decay : float, default=1e-4
+        Weight decay of the classifiers.
+    validation_fraction : float in [0, 1), default=0.1
+        Share of each class held out (:func:`~sklearn_lt.utils.tail_safe_validation_split`)
+        to keep the epoch of lowest validation loss of each classifier and to
+        report the flows' validation likelihood; 0 trains on everything and
+        keeps the last epochs.
+    device : str, default="auto"
+        ``"auto"`` (CUDA if available, else CPU) or a torch device string.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the split, the centres, the initialisation and the sampling.
+    verbose : int, default=0
+        1 prints skorch's per-epoch tables.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    class_counts_ : ndarray of shape (n_classes,)
+        Training samples per class (before the validation split).
+    n_filters_ : int
+        Filters actually built.
+    n_clusters_ : int
+        Mixture components per filter.
+    center_std_ : float
+        Standard deviation of the centres.
+    thresholds_ : ndarray of shape (`n_filters_`,)
+        Log-likelihood thresholds: a sample reaching filter ``j`` with
+        ``log p_j(x) >= thresholds_[j]`` is classified by stage ``j``.
+    flow_nets_ : list of skorch nets
+        The fitted flows (``flow_nets_[j].module_`` is a :class:`GaussianMixtureFlow`);
+        their history has the loss terms ``mle``, ``bal``, ``pure`` per epoch.
+    stage_nets_ : list of skorch nets
+        The fitted cluster-aided classifiers.
+    net_ : skorch net
+        The final balanced-softmax linear classifier; ``history_`` its history.
+    cluster_priors_ : list of ndarrays of shape (`n_clusters_`, n_classes)
+        ``P(y | h)`` of each filter, from the training samples (zeros for an empty cluster).
+    cluster_sizes_ : list of ndarrays of shape (`n_clusters_`,)
+        Training samples per cluster of each filter.
+    cluster_purity_ : list of ndarrays of shape (`n_clusters_`,)
+        Share of a cluster's largest class (NaN for an empty cluster).
+    routing_shares_ : ndarray of shape (`n_filters_` + 1,)
+        Share of the training samples each stage classified.
+    separation_accuracy_ : ndarray of shape (`n_filters_`,)
+        Head/tail separation accuracy of each filter on the training samples
+        reaching it (see :meth:`head_tail_separation`); 0.5 is random routing.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Feature names, when ``X`` had string column names.
+    device_ : str
+        Device the model was trained on.
+
+    Notes
+    -----
+    DLSA splits the training data between its stages, so every stage
+    classifier learns from a subset; it can only win where the filters
+    separate head from tail well and the data is large. On the library's
+    bundled data (a few thousand samples) it is 3-7 points *below* the
+    balanced-softmax classifier it builds on, with head/tail separation near
+    chance; ``head_tail_separation`` and ``route`` let you check this on your
+    own validation data (see the user guide, "DLSA").
+
+    See Also
+    --------
+    sklearn_lt.linear_model.LinearClassifier : the balanced-softmax classifier DLSA builds on.
+    GaussianMixtureFlow : the flow filter module.
+
+    References
+    ----------
+    .. [1] Y. Xu, Y.-L. Li, J. Li and C. Lu, "Constructing Balance from Imbalance
+       for Long-tailed Image Recognition", ECCV 2022. https://github.com/silicx/DLSA
+
+    Examples
+    --------
+    >>> from sklearn_lt.datasets import make_long_tailed_classification
+    >>> from sklearn_lt.flows import DLSAClassifier
+    >>> X, X_test, y, y_test = make_long_tailed_classification(random_state=0)
+    >>> clf = DLSAClassifier(flow_max_epochs=5, random_state=0).fit(X, y)
+    >>> clf.n_filters_, clf.thresholds_.shape
+    (1, (1,))
+    >>> stages = clf.route(X_test)  # 0: the filter's classifier, 1: the final one
+    >>> sorted(set(stages.tolist())) == [0, 1]
+    True
+    >>> round(clf.score(X_test, y_test), 1) >= 0.5
+    True
+    """
+
+    _test_params = {"flow_max_epochs": 2, "max_epochs": 20}
+
+    def __init__(
+        self,
+        *,
+        n_filters=1,
+        n_clusters="auto",
+        filter_fraction=0.3,
+        q=2.0,
+        lambda_mle=1.0,
+        lambda_bal=1.0,
+        lambda_pure=0.02,
+        eta=0.7,
+        center_std="auto",
+        stage_prior="global",
+        flow_max_epochs=50,
+        flow_batch_size=256,
+        flow_lr=0.2,
+        max_epochs=30,
+        batch_size=128,
+        lr=0.01,
+        weight_decay=1e-4,
+        validation_fraction=0.1,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_filters = n_filters
+        self.n_clusters = n_clusters
+        self.filter_fraction = filter_fraction
+        self.q = q
+        self.lambda_mle = lambda_mle
+        self.lambda_bal = lambda_bal
+        self.lambda_pure = lambda_pure
+        self.eta = eta
+        self.center_std = center_std
+        self.stage_prior = stage_prior
+        self.flow_max_epochs = flow_max_epochs
+        self.flow_batch_size = flow_batch_size
+        self.flow_lr = flow_lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self):
+        check_positive_int("n_filters", self.n_filters, minimum=0)
+        if not (isinstance(self.n_clusters, str) and self.n_clusters == "auto"):
+            check_positive_int("n_clusters", self.n_clusters)
+        for name in ("filter_fraction", "eta", "validation_fraction"):
+            value = check_nonnegative_float(name, getattr(self, name))
+            if value >= 1:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
+        for name in ("q", "lambda_mle", "lambda_bal", "lambda_pure", "lr", "weight_decay", "flow_lr"):
+            check_nonnegative_float(name, getattr(self, name))
+        if not (isinstance(self.center_std, str) and self.center_std == "auto"):
+            check_nonnegative_float("center_std", self.center_std, positive=True)
+        check_option("stage_prior", self.stage_prior, ("global", "subset"))
+        check_positive_int("flow_max_epochs", self.flow_max_epochs, minimum=0)
+        check_positive_int("flow_batch_size", self.flow_batch_size)
+        check_positive_int("max_epochs", self.max_epochs, minimum=0)
+        check_positive_int("batch_size", self.batch_size)
+
+    # ------------------------------------------------------------------ fit
+    def _train_classifier(self, module, prior_counts, features, y, sample_weight, valid, generator):
+        callbacks = [_keep_best_on_validation()] if valid is not None else None
+        return train_module(
+            module,
+            LogitAdjustedLoss(prior_counts, tau=1.0),
+            features,
+            y,
+            sample_weight=sample_weight,
+            sampler=ShuffledBatchSampler(len(y), self.batch_size, generator=generator),
+            max_epochs=self.max_epochs,
+            optimizer="adamw",
+            lr=self.lr,
+            optimizer_kwargs={"weight_decay": self.weight_decay},
+            callbacks=callbacks,
+            valid_data=valid,
+            device=self.device_,
+            verbose=self.verbose,
+        )
+
+    def _fit_net(self, X, y, sample_weight, generator):
+        n_features, n_classes = X.shape[1], len(self.classes_)
+        if self.validation_fraction > 0:
+            split_seed = int(torch.randint(np.iinfo(np.int32).max, (1,), generator=generator))
+            train, valid = tail_safe_validation_split(y, self.validation_fraction, random_state=split_seed)
+        else:
+            train, valid = np.arange(len(y)), np.arange(0)
+        Xt, yt, wt, Xv, yv = X[train], y[train], sample_weight[train], X[valid], y[valid]
+        train_counts = np.bincount(yt, minlength=n_classes).astype(np.float64)
+
+        self.n_clusters_ = (
+            auto_n_clusters(len(yt), n_classes) if isinstance(self.n_clusters, str) else int(self.n_clusters)
+        )
+        self.center_std_ = auto_center_std(n_features) if isinstance(self.center_std, str) else float(self.center_std)
+        class_weights = train_counts ** -float(self.q)
+        class_weights /= class_weights.sum()
+        mean, scale = Xt.mean(0), Xt.std(0)
+        scale[~(scale > 1e-12)] = 1.0
+
+        self.flow_nets_, self.stage_nets_, thresholds = [], [], []
+        self.cluster_priors_, self.cluster_sizes_, self.cluster_purity_ = [], [], []
+        stage_t = np.full(len(yt), -1)
+        active_t, active_v = np.arange(len(yt)), np.arange(len(yv))
+        for depth in range(self.n_filters):
+            n_active = len(active_t)
+            n_keep = int(n_active * (1.0 - self.filter_fraction))
+            if len(np.unique(yt[active_t])) < 2 or n_keep in (0, n_active):
+                break  # nothing to separate, nothing to route, or nothing left for the next stage
+            flow = GaussianMixtureFlow(n_features, self.n_clusters_, self.center_std_, mean=mean, scale=scale)
+            criterion = DLSAFlowLoss(
+                class_weights,
+                n_features,
+                lambda_mle=self.lambda_mle,
+                lambda_bal=self.lambda_bal,
+                lambda_pure=self.lambda_pure,
+                eta=self.eta,
+            )
+            flow_net = train_module(
+                flow,
+                criterion,
+                Xt[active_t],
+                yt[active_t],
+                sample_weight=wt[active_t],
+                sampler=ClassPairSampler(yt[active_t], self.flow_batch_size, generator=generator),
+                max_epochs=self.flow_max_epochs,
+                optimizer="sgd",
+                lr=self.flow_lr,
+                lr_schedule="constant",
+                callbacks=[("loss_terms", _RecordLossTerms())] + ([_keep_best_on_validation()] if len(active_v) else []),
+                valid_data=(Xv[active_v], yv[active_v]) if len(active_v) else None,
+                device=self.device_,
+                verbose=self.verbose,
+            )
+            llh_t, z_t, h_t = _flow_outputs(flow_net, Xt)
+            threshold = np.sort(llh_t[active_t])[n_keep]
+            routed_t = active_t[llh_t[active_t] >= threshold]
+
+            counts = np.zeros((self.n_clusters_, n_classes))
+            np.add.at(counts, (h_t, yt), wt)
+            prior = _normalise_rows(counts)
+            # a training sample's own label must not be in its cluster prior: at test time it is not
+            loo = counts[h_t[routed_t]].copy()
+            loo[np.arange(len(routed_t)), yt[routed_t]] -= wt[routed_t]
+            features_t = np.hstack([Xt[routed_t], z_t[routed_t], _normalise_rows(np.clip(loo, 0, None))])
+
+            valid_data = None
+            if len(active_v):
+                llh_v, z_v, h_v = _flow_outputs(flow_net, Xv[active_v])
+                hit = llh_v >= threshold
+                if hit.any():
+                    valid_data = (np.hstack([Xv[active_v][hit], z_v[hit], prior[h_v[hit]]]), yv[active_v][hit])
+                active_v = active_v[~hit]
+            prior_counts = (
+                train_counts if self.stage_prior == "global" else np.bincount(yt[routed_t], minlength=n_classes)
+            )
+            stage_net = self._train_classifier(
+                ClusterAidedClassifier(n_features, n_features, n_classes),
+                prior_counts,
+                features_t.astype(np.float32),
+                yt[routed_t],
+                wt[routed_t],
+                valid_data,
+                generator,
+            )
+            self.flow_nets_.append(flow_net)
+            self.stage_nets_.append(stage_net)
+            thresholds.append(float(threshold))
+            self.cluster_priors_.append(prior)
+            sizes = np.bincount(h_t, minlength=self.n_clusters_)
+            self.cluster_sizes_.append(sizes)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                self.cluster_purity_.append(np.where(sizes > 0, prior.max(1), np.nan))
+            stage_t[routed_t] = depth
+            active_t = np.setdiff1d(active_t, routed_t)
+
+        self.n_filters_ = len(self.flow_nets_)
+        self.thresholds_ = np.asarray(thresholds, dtype=np.float64)
+        stage_t[active_t] = self.n_filters_
+        self.routing_shares_ = np.bincount(stage_t, minlength=self.n_filters_ + 1) / len(stage_t)
+        self.separation_accuracy_ = _separation(stage_t, self.n_filters_, train_counts[yt] <= TAIL_THRESHOLD)[
+            "balanced_accuracy"
+        ]
+
+        final = nn.Linear(n_features, n_classes)
+        nn.init.zeros_(final.weight)
+        nn.init.zeros_(final.bias)
+        prior_counts = train_counts if self.stage_prior == "global" else np.bincount(yt[active_t], minlength=n_classes)
+        valid = (Xv[active_v], yv[active_v]) if len(active_v) else None
+        return self._train_classifier(final, prior_counts, Xt[active_t], yt[active_t], wt[active_t], valid, generator)
+
+    # ------------------------------------------------------------------ routing
+    def _validated(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        return np.asarray(X, dtype=np.float32)
+
+    def _cascade(self, X):
+        """Stage of every sample and, per filter, the flow outputs of the samples reaching it."""
+        stages = np.full(len(X), self.n_filters_)
+        active = np.arange(len(X))
+        outputs = []
+        for depth, flow_net in enumerate(self.flow_nets_):
+            llh, z, h = _flow_outputs(flow_net, X[active])
+            hit = llh >= self.thresholds_[depth]
+            outputs.append((active, llh, z, h, hit))
+            stages[active[hit]] = depth
+            active = active[~hit]
+        return stages, outputs
+
+    def _logits(self, X):
+        logits = np.zeros((len(X), len(self.classes_)), dtype=np.float32)
+        stages, outputs = self._cascade(X)
+        for depth, (active, _, z, h, hit) in enumerate(outputs):
+            if hit.any():
+                features = np.hstack([X[active[hit]], z[hit], self.cluster_priors_[depth][h[hit]]])
+                logits[active[hit]] = self.stage_nets_[depth].predict_logits(features.astype(np.float32)).numpy()
+        rest = stages == self.n_filters_
+        if rest.any():
+            logits[rest] = self.net_.predict_logits(X[rest]).numpy()
+        return logits
+
+    def route(self, X):
+        """Which stage classifies each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        stages : ndarray of shape (n_samples,)
+            ``j < n_filters_``: the cluster-aided classifier of filter ``j``;
+            ``n_filters_``: the final balanced-softmax classifier.
+        """
+        return self._cascade(self._validated(X))[0]
+
+    def log_likelihood(self, X):
+        """``log p(x)`` under every filter's flow (whether or not the sample reaches it).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples, `n_filters_`)
+        """
+        X = self._validated(X)
+        return np.column_stack([_flow_outputs(net, X)[0] for net in self.flow_nets_] or [np.zeros((len(X), 0))])
+
+    def assign_clusters(self, X):
+        """Cluster (nearest latent centre) of each sample under every filter.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        clusters : ndarray of shape (n_samples, `n_filters_`)
+        """
+        X = self._validated(X)
+        clusters = [_flow_outputs(net, X)[2] for net in self.flow_nets_]
+        return np.column_stack(clusters or [np.zeros((len(X), 0), dtype=np.int64)])
+
+    def head_tail_separation(self, X, y, *, tail_threshold=TAIL_THRESHOLD):
+        """How well each filter separates tail from head samples (the paper's Fig. 7 diagnostic).
+
+        A class is *tail* when it had at most ``tail_threshold`` training
+        samples. Among the samples that reach filter ``j``, the filter's
+        decision "route to my classifier" is scored as a prediction of "is
+        tail".
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Labels from ``classes_``.
+        tail_threshold : int, default=50
+
+        Returns
+        -------
+        separation : dict of ndarrays of shape (`n_filters_`,)
+            ``"balanced_accuracy"``: mean of the routing rates of tail samples
+            and the keeping rates of head samples (0.5 for random routing, NaN
+            when one group does not reach the filter); ``"tail_precision"``:
+            share of tail samples among those routed; ``"tail_rate"``,
+            ``"head_rate"``: share of the tail / head samples reaching the filter
+            that it routes.
+        """
+        stages = self.route(X)
+        y = np.asarray(y)
+        index = np.searchsorted(self.classes_, y)
+        index = np.clip(index, 0, len(self.classes_) - 1)
+        if len(y) != len(stages) or not np.array_equal(self.classes_[index], y):
+            raise ValueError("y must have one label from classes_ per row of X.")
+        return _separation(stages, self.n_filters_, self.class_counts_[index] <= tail_threshold)
+
+
+def _normalise_rows(counts):
+    totals = counts.sum(1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts, dtype=np.float64), where=totals > 0)
+
+
+def _separation(stages, n_filters, is_tail):
+    result = {key: np.full(n_filters, np.nan) for key in ("balanced_accuracy", "tail_precision", "tail_rate", "head_rate")}
+    reaching = np.ones(len(stages), dtype=bool)
+    for depth in range(n_filters):
+        routed = stages == depth
+        tail, head = reaching & is_tail, reaching & ~is_tail
+        if tail.any():
+            result["tail_rate"][depth] = routed[tail].mean()
+        if head.any():
+            result["head_rate"][depth] = routed[head].mean()
+        if (reaching & routed).any():
+            result["tail_precision"][depth] = is_tail[reaching & routed].mean()
+        result["balanced_accuracy"][depth] = 0.5 * (result["tail_rate"][depth] + 1 - result["head_rate"][depth])
+        reaching &= ~routed
+    return result
+
+
+def _flow_outputs(flow_net, X, batch_size=4096):
+    """``(log p(x), z, cluster)`` of a fitted flow net on ``X``, in evaluation mode, as numpy."""
+    module = flow_net.module_
+    module.eval()
+    llh, latent, cluster = [], [], []
+    with torch.inference_mode():
+        for start in range(0, len(X), batch_size):
+            xb = torch.as_tensor(np.asarray(X[start : start + batch_size]), dtype=torch.float32, device=flow_net.device)
+            z, ladj = module.transform(xb)
+            comp = module.component_log_likelihood(z, ladj)
+            llh.append((torch.logsumexp(comp, 1) - math.log(module.n_clusters)).double().cpu().numpy())
+            latent.append(z.cpu().numpy())
+            cluster.append(comp.argmax(1).cpu().numpy())
+    if not llh:
+        d = module.n_features
+        return np.zeros(0), np.zeros((0, d), dtype=np.float32), np.zeros(0, dtype=np.int64)
+    return np.concatenate(llh), np.concatenate(latent), np.concatenate(cluster)

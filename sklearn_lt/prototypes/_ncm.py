@@ -1,0 +1,697 @@
+"""Learned Nearest-Class-Mean and Multi-NCM (Sharma et al., "Learned Nearest-Class-Mean for biased
+representations in long-tailed recognition")."""
+
+import numbers
+
+import numpy as np
+import torch
+from scipy import sparse
+from sklearn.base import clone
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ..torch._base import BaseTorchClassifier
+from ..torch._losses import LogitAdjustedLoss
+from ..torch._net import as_numpy, make_train_sampler, train_module
+from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
+
+#: ``feature_scale="auto"`` rescales the features so that the median distance of
+#: a training sample to its class mean becomes this many units (see LearnedNCM).
+AUTO_MEDIAN_DISTANCE = 20.0
+# squared distances below (this * median distance)**2 count as zero: no gradient
+_RELATIVE_DISTANCE_FLOOR = 1e-6
+_LR_SCHEDULES = ("cosine", "constant")
+
+
+# --------------------------------------------------------------------------------------
+# distance logits: one GEMM forward, one GEMM backward (features need no gradient)
+# --------------------------------------------------------------------------------------
+
+
+class _HalfDistanceLogits(torch.autograd.Function):
+    """``-0.5 * sqrt(max(||x_b||^2 - 2 x_b . m_c + ||m_c||^2, eps))`` with a fused backward.
+
+    The expansion makes the forward pass one ``addmm``; the backward computes
+    ``h = dlogit / d(d^2)`` in one pass over the ``B x C`` matrix and the
+    centroid gradient with one more GEMM (and the feature gradient with a
+    third one only when the features need it, e.g. learned temperatures).
+    The clamp keeps a sample that sits on its centroid (e.g. the only sample
+    of its class) at a finite ``1 / d``; there ``(m - x)`` is zero up to
+    rounding, so its gradient is negligible instead of NaN.
+    """
+
+    @staticmethod
+    def forward(ctx, x, m, eps):
+        out = torch.addmm((m * m).sum(1).unsqueeze(0), x, m.T, beta=1.0, alpha=-2.0)
+        out.add_((x * x).sum(1, keepdim=True)).clamp_(min=eps).sqrt_().mul_(-0.5)
+        ctx.save_for_backward(x, m, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, m, out = ctx.saved_tensors
+        # d(-0.5 sqrt(d2)) / d(d2) = -0.25 / sqrt(d2) = 0.125 / out; the 0.125 goes into the GEMMs.
+        # Where the clamp is active, x and m coincide to rounding: the factor (2 m - 2 x) that h
+        # multiplies is rounding error, so the gradient there is finite and negligible, never NaN.
+        h = torch.div(grad, out)
+        grad_x = grad_m = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.addmm(x * (0.25 * h.sum(1, keepdim=True)), h, m, alpha=-0.25)
+        if ctx.needs_input_grad[1]:
+            grad_m = torch.addmm(m * (0.25 * h.sum(0).unsqueeze(1)), h.T, x, alpha=-0.25)
+        return grad_x, grad_m, None
+
+
+def half_distance_logits(x, m, eps=1e-12):
+    """NCM logits ``-0.5 * ||x_b - m_c||_2`` for a batch ``x`` (B, d) and centroids ``m`` (C, d).
+
+    Stable at zero distance (the gradient there is 0, never NaN) and computed
+    as one matrix product, so a training step costs two ``B x d x C`` GEMMs.
+    ``eps`` is the floor of the squared distance.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_lt.prototypes._ncm import half_distance_logits
+    >>> half_distance_logits(torch.tensor([[3.0, 4.0]]), torch.zeros(2, 2)).tolist()
+    [[-2.5, -2.5]]
+    """
+    return _HalfDistanceLogits.apply(x, m, float(eps))
+
+
+class _MinHalfDistanceLogits(torch.autograd.Function):
+    """``-0.5 * sqrt(max(min_i ||x_b - m_c - e_i||^2, eps))``, differentiable in ``e`` only.
+
+    ``||x - m - e||^2 = ||x - m||^2 + (||e||^2 - 2 x.e) + 2 e.m``: one
+    ``B x d x C`` GEMM and two thin ones, a ``B x (K+1) x C`` sum reduced by
+    its minimum, which is not kept for the backward: only the argmin is, and
+    the gradient of each ``e_i``, ``sum h (2 e_i + 2 m_c - 2 x_b)`` over the
+    pairs ``(b, c)`` whose minimum is ``i``, comes from two scatter-adds and
+    two thin GEMMs.
+    """
+
+    @staticmethod
+    def forward(ctx, x, m, e, eps):
+        base = torch.addmm((m * m).sum(1).unsqueeze(0), x, m.T, alpha=-2.0).add_((x * x).sum(1, keepdim=True))
+        per_sample = torch.addmm((e * e).sum(1).unsqueeze(0), x, e.T, alpha=-2.0)  # (B, K+1)
+        per_class = 2.0 * (e @ m.T)  # (K+1, C)
+        candidates = base.unsqueeze(1) + per_sample.unsqueeze(2)
+        candidates += per_class.unsqueeze(0)
+        d2, index = candidates.min(1)
+        del candidates
+        out = d2.clamp_(min=eps).sqrt_().mul_(-0.5)
+        ctx.save_for_backward(x, m, e, out, index)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, m, e, out, index = ctx.saved_tensors
+        h = torch.div(grad, out).mul_(0.125)  # d logit / d(d^2), see _HalfDistanceLogits
+        n_disp = e.shape[0]
+        per_sample = torch.zeros(x.shape[0], n_disp, dtype=h.dtype, device=h.device).scatter_add_(1, index, h)
+        per_class = torch.zeros(n_disp, m.shape[0], dtype=h.dtype, device=h.device).scatter_add_(0, index, h)
+        grad_e = torch.addmm(e * (2.0 * per_sample.sum(0).unsqueeze(1)), per_class, m, alpha=2.0)
+        grad_e.addmm_(per_sample.T, x, alpha=-2.0)
+        return None, None, grad_e, None
+
+
+class NCMModule(nn.Module):
+    """Learned-NCM logits on raw features: ``-0.5 * ||(x / s - mu_c) / T||_2``.
+
+    ``mu = empirical + shift``: the empirical class means (divided by ``s``)
+    are a buffer and the learned part is the shift (zero at the start), so an
+    untrained module reproduces nearest-class-mean exactly.
+
+    Parameters
+    ----------
+    empirical_centroids : array of shape (n_classes, n_features)
+        Class means in feature units.
+    scale : float
+        ``s``, the feature unit the model works in.
+    eps : float
+        Floor of the squared (scaled) distance.
+    learn_temperature : bool
+        Add a learnable per-feature temperature ``T`` (initialised to 1).
+    """
+
+    def __init__(self, empirical_centroids, scale, eps, learn_temperature=False):
+        super().__init__()
+        empirical = torch.as_tensor(np.asarray(empirical_centroids) / scale, dtype=torch.float32)
+        self.register_buffer("empirical", empirical)
+        self.register_buffer("inv_scale", torch.tensor(1.0 / scale, dtype=torch.float32))
+        self.eps = float(eps)
+        self.shift = nn.Parameter(torch.zeros_like(empirical))
+        self.temperature = nn.Parameter(torch.ones(empirical.shape[1])) if learn_temperature else None
+
+    def centroids(self):
+        return self.empirical + self.shift
+
+    def forward(self, X):
+        x = X * self.inv_scale
+        m = self.centroids()
+        if self.temperature is not None:
+            inv_t = 1.0 / self.temperature.clamp_min(1e-3)
+            x, m = x * inv_t, m * inv_t
+        return half_distance_logits(x, m, self.eps)
+
+
+class MultiNCMModule(nn.Module):
+    """Multi-NCM logits: ``-0.5 * min_i ||(x / s - mu_c - delta_i) / T||``, ``delta_0 = 0`` fixed.
+
+    The centroids ``mu`` and temperatures ``T`` are frozen buffers; only the
+    shared displacements ``delta_1..delta_K`` are learned (in the scaled
+    space: ``x / (s T)``, ``mu / (s T)``, ``delta / (s T)``).
+    """
+
+    def __init__(self, centroids, displacements, scale, eps, temperature=None):
+        super().__init__()
+        t = np.ones(centroids.shape[1]) if temperature is None else np.asarray(temperature)
+        self.register_buffer("m", torch.as_tensor(np.asarray(centroids) / (scale * t), dtype=torch.float32))
+        self.register_buffer("x_factor", torch.as_tensor(1.0 / (scale * t), dtype=torch.float32))
+        self.eps = float(eps)
+        self.displacements = nn.Parameter(
+            torch.as_tensor(np.asarray(displacements) / (scale * t), dtype=torch.float32)
+        )
+
+    def forward(self, X):
+        e = torch.cat([self.displacements.new_zeros(1, X.shape[1]), self.displacements])  # (K+1, d)
+        return _MinHalfDistanceLogits.apply(X * self.x_factor, self.m, e, self.eps)
+
+
+# --------------------------------------------------------------------------------------
+# numpy side: statistics of the data and float64 prediction
+# --------------------------------------------------------------------------------------
+
+
+def _class_means(X, y, n_classes, sample_weight):
+    """Weighted class means in float64 (a class whose weights are all zero gets its plain mean)."""
+    X64 = np.asarray(X, dtype=np.float64)
+    rows = np.arange(len(y))
+    w = np.asarray(sample_weight, dtype=np.float64)
+    totals = np.bincount(y, weights=w, minlength=n_classes)
+    zero = totals <= 0
+    if np.any(zero):
+        w = np.where(zero[y], 1.0, w)
+        totals = np.bincount(y, weights=w, minlength=n_classes)
+    onehot = sparse.csr_matrix((w, (y, rows)), shape=(n_classes, len(y)))
+    return np.asarray(onehot @ X64) / totals[:, None]
+
+
+def _median_distance(X, y, centroids, sample_weight):
+    """Median distance of a training sample to its class mean (zero distances ignored)."""
+    keep = np.asarray(sample_weight) > 0
+    dist = np.linalg.norm(np.asarray(X, dtype=np.float64)[keep] - centroids[y[keep]], axis=1)
+    dist = dist[dist > 0]
+    if dist.size:
+        return float(np.median(dist))
+    # every class collapsed to its mean: fall back on the spread of the means themselves
+    spread = np.linalg.norm(centroids - centroids.mean(0), axis=1)
+    spread = spread[spread > 0]
+    return float(np.median(spread)) if spread.size else 1.0
+
+
+def _min_half_distances(X, centroids, scale, temperature=None, displacements=None, chunk=4096):
+    """``-0.5 * min_i ||(x - mu_c - delta_i) / T|| / s`` in float64, ``delta_0 = 0`` always included."""
+    X = np.asarray(X, dtype=np.float64)
+    inv = 1.0 / (scale * (1.0 if temperature is None else np.asarray(temperature, dtype=np.float64)))
+    m = centroids * inv
+    e = None if displacements is None or len(displacements) == 0 else np.asarray(displacements) * inv
+    mm = np.einsum("ij,ij->i", m, m)
+    out = np.empty((len(X), len(m)))
+    for start in range(0, len(X), chunk):
+        x = X[start : start + chunk] * inv
+        d2 = out[start : start + chunk]
+        np.matmul(x, m.T, out=d2)
+        d2 *= -2.0
+        d2 += np.einsum("ij,ij->i", x, x)[:, None]
+        d2 += mm
+        if e is not None:
+            base = d2.copy()
+            per_sample = np.einsum("ij,ij->i", e, e) - 2.0 * (x @ e.T)
+            per_class = 2.0 * (e @ m.T)
+            candidate = np.empty_like(base)
+            for i in range(len(e)):
+                np.add(base, per_sample[:, i, None], out=candidate)
+                candidate += per_class[i]
+                np.minimum(d2, candidate, out=d2)
+        np.maximum(d2, 0.0, out=d2)
+        np.sqrt(d2, out=d2)
+        d2 *= -0.5
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# parameter checks shared by both estimators
+# --------------------------------------------------------------------------------------
+
+
+def _check_training_params(est):
+    check_nonnegative_float("tau", est.tau)
+    check_positive_int("max_epochs", est.max_epochs, minimum=0)
+    check_positive_int("batch_size", est.batch_size)
+    check_nonnegative_float("lr", est.lr)
+    momentum = check_nonnegative_float("momentum", est.momentum)
+    if momentum >= 1:
+        raise ValueError(f"momentum must be in [0, 1), got {est.momentum!r}.")
+    if est.grad_clip is not None:
+        check_nonnegative_float("grad_clip", est.grad_clip, positive=True)
+    check_option("lr_schedule", est.lr_schedule, _LR_SCHEDULES)
+    check_option("sampling", est.sampling, ("class_balanced", "instance"))
+
+
+def _resolve_scale(feature_scale, median_distance):
+    if isinstance(feature_scale, str):
+        check_option("feature_scale", feature_scale, ("auto",))
+        return median_distance / AUTO_MEDIAN_DISTANCE
+    if isinstance(feature_scale, bool) or not isinstance(feature_scale, numbers.Real):
+        raise ValueError(f"feature_scale must be 'auto' or a positive number, got {feature_scale!r}.")
+    return check_nonnegative_float("feature_scale", feature_scale, positive=True)
+
+
+def _eps(median_distance, scale):
+    """Floor of the squared scaled distance: far below any real distance, far above 0."""
+    return max((_RELATIVE_DISTANCE_FLOOR * median_distance / scale) ** 2, 1e-30)
+
+
+class _TrainingMixin:
+    def _train(self, module, X, y, sample_weight, generator, optimizer_kwargs):
+        return train_module(
+            module,
+            LogitAdjustedLoss(self.class_counts_, tau=float(self.tau)),
+            X,
+            y,
+            sample_weight=sample_weight,
+            sampler=make_train_sampler(y, sampling=self.sampling, batch_size=self.batch_size, generator=generator),
+            max_epochs=self.max_epochs,
+            optimizer="sgd",
+            lr=float(self.lr),
+            optimizer_kwargs={"momentum": float(self.momentum), **optimizer_kwargs},
+            lr_schedule=self.lr_schedule,
+            grad_clip=self.grad_clip,
+            callbacks=self.callbacks,
+            device=self.device_,
+            verbose=self.verbose,
+        )
+
+
+# --------------------------------------------------------------------------------------
+# estimators
+# --------------------------------------------------------------------------------------
+
+
+class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
+    """Nearest-class-mean classifier whose class centroids are learned with a logit-adjusted loss.
+
+    Starts from the empirical class means (so ``max_epochs=0`` is exactly
+    :class:`sklearn.neighbors.NearestCentroid`) and moves them to minimise the
+    cross-entropy of the logits ``-0.5 * ||x - mu_y||_2`` (Euclidean distance,
+    not squared: its gradient with respect to a centroid has norm at most
+    0.5 per sample, which keeps large steps stable) with the logit adjustment
+    ``+ tau * log N_y`` during training, under class-balanced sampling
+    (Sharma et al.). Prediction is the plain nearest learned centroid,
+    without adjustment. Learning the centroids corrects the estimation error
+    of the tail means, and the adjustment gives the tail classes a larger
+    margin.
+
+    The distance is measured in units of ``feature_scale_``: the model is
+    ``-0.5 * ||(x - mu_y) / T|| / feature_scale_``. With the default
+    ``feature_scale="auto"`` the features are, in effect, rescaled so that
+    the median distance of a training sample to its class mean is
+    ``20`` units, which makes training (step sizes, softmax sharpness, the
+    weight of the logit adjustment) identical for ``X`` and ``c * X``; the
+    paper's learning rate 5 is then in those units. ``feature_scale=1.0``,
+    ``lr_schedule="constant"`` is the paper's model on raw features.
+
+    Read more in the :ref:`User Guide <learned_ncm>`.
+
+    Parameters
+    ----------
+    tau : float, default=0.125
+        Logit-adjustment strength in training (``logit_y + tau * log N_y``);
+        ``0`` is plain cross-entropy. Larger values favour the few-shot
+        classes at the expense of the many-shot ones (paper: ``1/8``).
+    max_epochs : int, default=30
+        Passes of ``n_samples`` draws each; ``0`` keeps the empirical means.
+    batch_size : int, default=256
+        Draws per SGD step.
+    lr : float, default=5.0
+        SGD learning rate, in units of ``feature_scale_`` (paper: 5).
+    momentum : float, default=0.9
+        SGD momentum (paper: 0.9).
+    grad_clip : float or None, default=0.1
+        Clip the norm of the whole gradient to this value (paper: 0.1,
+        skorch's ``GradientNormClipping``). The gradient is in logit units per
+        feature unit, so the threshold does not depend on the feature scale.
+    lr_schedule : {"cosine", "constant"}, default="cosine"
+        Cosine annealing to 0 over ``max_epochs``, or the paper's constant rate.
+    feature_scale : "auto" or float, default="auto"
+        Unit of distance: ``"auto"`` is the median distance of a training
+        sample to its class mean divided by 20; a number fixes it (``1.0``:
+        raw feature units, as in the paper).
+    sampling : {"class_balanced", "instance"}, default="class_balanced"
+        How training batches are drawn: each class equally likely per draw
+        (paper), or shuffled passes over the data.
+    learn_temperature : bool, default=False
+        Learn a per-feature temperature ``T`` (initialised to 1), as in the
+        authors' later code: ``-0.5 * ||(x - mu_y) / T||``.
+    temperature_lr : float, default=0.005
+        Learning rate of the temperatures (authors' code: 0.005).
+    callbacks : list of skorch callbacks, default=None
+        Extra callbacks for the skorch net.
+    device : str, default="auto"
+        ``"auto"`` (CUDA if available, else CPU) or a torch device string.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the sampling; an int makes CPU fits bit-reproducible.
+    verbose : int, default=0
+        1 prints skorch's per-epoch table.
+
+    Attributes
+    ----------
+    centroids_ : ndarray of shape (n_classes, n_features)
+        Learned centroids, in feature units.
+    empirical_centroids_ : ndarray of shape (n_classes, n_features)
+        Class means of the training data (weighted by ``sample_weight``), the
+        starting point.
+    feature_scale_ : float
+        Unit of distance of the logits.
+    temperature_ : ndarray of shape (n_features,) or None
+        Learned per-feature temperatures (``None`` unless ``learn_temperature``).
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    class_counts_ : ndarray of shape (n_classes,)
+        Training samples per class (the ``N_y`` of the adjustment).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Feature names, when ``X`` had string column names.
+    device_ : str
+        Device the model was trained on.
+    net_ : skorch.NeuralNet
+        The fitted net; ``net_.module_`` computes the training logits.
+    history_ : skorch.History
+        Per-epoch training history.
+
+    See Also
+    --------
+    MultiNCM : several shared displacements around the learned centroids.
+    sklearn.neighbors.NearestCentroid : the unlearned classifier (``max_epochs=0``).
+    intra_class_variance : the representation-bias diagnostic of the paper.
+
+    References
+    ----------
+    .. [1] S. Sharma, Y. Xian, N. Yu, A. Singh, "Learned Nearest-Class-Mean for
+       Biased Representations in Long-Tailed Recognition", ICLR 2022 submission
+       (later "Learning Prototype Classifiers for Long-Tailed Recognition",
+       IJCAI 2023).
+
+    Examples
+    --------
+    >>> from sklearn.neighbors import NearestCentroid
+    >>> from sklearn_lt.datasets import make_long_tailed_classification
+    >>> from sklearn_lt.prototypes import LearnedNCM
+    >>> X, X_test, y, y_test = make_long_tailed_classification(random_state=0)
+    >>> ncm = LearnedNCM(max_epochs=0).fit(X, y)
+    >>> bool((ncm.predict(X_test) == NearestCentroid().fit(X, y).predict(X_test)).all())
+    True
+    >>> clf = LearnedNCM(random_state=0).fit(X, y)
+    >>> clf.centroids_.shape
+    (10, 16)
+    >>> clf.score(X_test, y_test) > 0.5
+    True
+    """
+
+    _test_params = {"max_epochs": 2, "batch_size": 32}
+
+    def __init__(
+        self,
+        *,
+        tau=0.125,
+        max_epochs=30,
+        batch_size=256,
+        lr=5.0,
+        momentum=0.9,
+        grad_clip=0.1,
+        lr_schedule="cosine",
+        feature_scale="auto",
+        sampling="class_balanced",
+        learn_temperature=False,
+        temperature_lr=0.005,
+        callbacks=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.tau = tau
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.momentum = momentum
+        self.grad_clip = grad_clip
+        self.lr_schedule = lr_schedule
+        self.feature_scale = feature_scale
+        self.sampling = sampling
+        self.learn_temperature = learn_temperature
+        self.temperature_lr = temperature_lr
+        self.callbacks = callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _check_params(self):
+        _check_training_params(self)
+        if not isinstance(self.learn_temperature, (bool, np.bool_)):
+            raise ValueError(f"learn_temperature must be True or False, got {self.learn_temperature!r}.")
+        check_nonnegative_float("temperature_lr", self.temperature_lr)
+        if not isinstance(self.feature_scale, str):
+            _resolve_scale(self.feature_scale, 1.0)
+
+    def _fit_net(self, X, y, sample_weight, generator):
+        self.empirical_centroids_ = _class_means(X, y, len(self.classes_), sample_weight)
+        median = _median_distance(X, y, self.empirical_centroids_, sample_weight)
+        self.feature_scale_ = _resolve_scale(self.feature_scale, median)
+        module = NCMModule(
+            self.empirical_centroids_,
+            self.feature_scale_,
+            _eps(median, self.feature_scale_),
+            learn_temperature=bool(self.learn_temperature),
+        )
+        extra = {}
+        if self.learn_temperature:
+            extra["param_groups"] = [("temperature", {"lr": float(self.temperature_lr)})]
+        return self._train(module, X, y, sample_weight, generator, extra)
+
+    def _after_fit(self):
+        module = self.net_.module_
+        shift = as_numpy(module.shift).astype(np.float64)
+        self.centroids_ = self.empirical_centroids_ + shift * self.feature_scale_
+        self.temperature_ = None
+        if module.temperature is not None:
+            self.temperature_ = as_numpy(module.temperature.clamp_min(1e-3)).astype(np.float64)
+
+    def _logits(self, X):
+        return _min_half_distances(X, self.centroids_, self.feature_scale_, self.temperature_)
+
+
+class MultiNCM(_TrainingMixin, BaseTorchClassifier):
+    """Multi-NCM: frozen learned centroids plus shared learned displacements (several centroids per class).
+
+    Each class ``y`` gets the centroids ``mu_y + delta_i`` for ``i = 0..K``,
+    where ``mu_y`` are the (frozen) centroids of a :class:`LearnedNCM`,
+    ``delta_0 = 0`` is fixed (so the learned-NCM centroid is always one of
+    them) and ``delta_1..delta_K`` are shared by all classes and learned with
+    the same logit-adjusted loss, on ``d_y(x) = min_i ||x - (mu_y + delta_i)||``
+    (Sharma et al., Sec. 4.4). Sharing the displacements keeps the model
+    small and imposes a common geometry around every class.
+
+    The paper does not say how the displacements start. All at zero they tie
+    with the null displacement, the minimum sends the gradient to one of them
+    and none ever moves, so they start small and random:
+    ``||delta_i|| ~ displacement_init x`` the median distance of a sample to
+    its class mean.
+
+    Read more in the :ref:`User Guide <learned_ncm>`.
+
+    Parameters
+    ----------
+    estimator : estimator with ``centroids_``, default=None
+        Gives the frozen centroids (and its ``feature_scale_`` and
+        ``temperature_`` when it has them). Cloned and fitted in ``fit``;
+        ``None`` means ``LearnedNCM(tau=tau)``; an unset ``random_state`` of
+        the estimator is set to this one's. Wrap a fitted model in
+        :class:`sklearn.frozen.FrozenEstimator` to reuse it without refitting.
+        :class:`sklearn.neighbors.NearestCentroid` works too (empirical means).
+    n_displacements : int, default=20
+        Learned displacements ``K``, besides the fixed null one (paper: 20).
+    displacement_init : float, default=0.01
+        Initial length of the displacements relative to the median
+        within-class distance; must be > 0 when ``max_epochs > 0``.
+    tau : float, default=0.125
+        Logit-adjustment strength in training (also given to the default
+        ``estimator``).
+    max_epochs : int, default=30
+        Epochs of displacement learning.
+    batch_size : int, default=256
+        Draws per SGD step.
+    lr : float, default=5.0
+        SGD learning rate, in units of ``feature_scale_``.
+    momentum : float, default=0.9
+        SGD momentum.
+    grad_clip : float or None, default=0.1
+        Clip the gradient norm.
+    lr_schedule : {"cosine", "constant"}, default="cosine"
+        Learning-rate schedule.
+    sampling : {"class_balanced", "instance"}, default="class_balanced"
+        How training batches are drawn.
+    callbacks : list of skorch callbacks, default=None
+        Extra callbacks for the skorch net.
+    device : str, default="auto"
+        ``"auto"`` or a torch device string.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the default estimator, the initial displacements and the sampling.
+    verbose : int, default=0
+        1 prints skorch's per-epoch table.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted estimator that gave the centroids.
+    centroids_ : ndarray of shape (n_classes, n_features)
+        Frozen centroids ``mu_y``, in feature units.
+    displacements_ : ndarray of shape (n_displacements, n_features)
+        Learned displacements ``delta_1..delta_K`` (the null one is implicit).
+    feature_scale_ : float
+        Unit of distance (the estimator's, or chosen as in ``LearnedNCM``).
+    temperature_ : ndarray of shape (n_features,) or None
+        Per-feature temperatures taken from the estimator, if any.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    class_counts_ : ndarray of shape (n_classes,)
+        Training samples per class.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Feature names, when ``X`` had string column names.
+    device_ : str
+        Training device.
+    net_ : skorch.NeuralNet
+        The fitted net.
+    history_ : skorch.History
+        Per-epoch training history.
+
+    See Also
+    --------
+    LearnedNCM : one learned centroid per class (gives the centroids here).
+
+    References
+    ----------
+    .. [1] S. Sharma, Y. Xian, N. Yu, A. Singh, "Learned Nearest-Class-Mean for
+       Biased Representations in Long-Tailed Recognition", ICLR 2022 submission.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_lt.datasets import make_long_tailed_classification
+    >>> from sklearn_lt.prototypes import MultiNCM
+    >>> X, X_test, y, y_test = make_long_tailed_classification(random_state=0)
+    >>> clf = MultiNCM(n_displacements=5, random_state=0).fit(X, y)
+    >>> clf.displacements_.shape
+    (5, 16)
+    >>> clf.score(X_test, y_test) > 0.5
+    True
+    """
+
+    _test_params = {"max_epochs": 2, "batch_size": 32, "n_displacements": 3, "estimator": LearnedNCM(max_epochs=2)}
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        n_displacements=20,
+        displacement_init=0.01,
+        tau=0.125,
+        max_epochs=30,
+        batch_size=256,
+        lr=5.0,
+        momentum=0.9,
+        grad_clip=0.1,
+        lr_schedule="cosine",
+        sampling="class_balanced",
+        callbacks=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.n_displacements = n_displacements
+        self.displacement_init = displacement_init
+        self.tau = tau
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.momentum = momentum
+        self.grad_clip = grad_clip
+        self.lr_schedule = lr_schedule
+        self.sampling = sampling
+        self.callbacks = callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _check_params(self):
+        _check_training_params(self)
+        check_positive_int("n_displacements", self.n_displacements, minimum=0)
+        init = check_nonnegative_float("displacement_init", self.displacement_init)
+        if init == 0 and self.max_epochs > 0 and self.n_displacements > 0:
+            raise ValueError(
+                "displacement_init=0 with max_epochs > 0: displacements that all start at zero tie with the "
+                "null displacement, get no gradient and never move. Use a small positive value (default 0.01)."
+            )
+
+    def _fit_base(self, X, y, sample_weight):
+        if self.estimator is None:
+            base = LearnedNCM(tau=self.tau, random_state=self.random_state, device=self.device)
+        else:
+            base = clone(self.estimator)
+            if base.get_params().get("random_state", 0) is None:
+                base.set_params(random_state=self.random_state)
+        weighted = not np.all(sample_weight == 1)
+        base.fit(X, self.classes_[y], **({"sample_weight": sample_weight} if weighted else {}))
+        check_is_fitted(base)
+        if not hasattr(base, "centroids_"):
+            raise TypeError(
+                f"{type(base).__name__} has no centroids_: MultiNCM needs a nearest-centroid model such as "
+                "LearnedNCM or sklearn.neighbors.NearestCentroid."
+            )
+        if not np.array_equal(np.asarray(base.classes_), self.classes_):
+            raise ValueError(
+                f"the estimator's classes_ {base.classes_!r} differ from the classes in y {self.classes_!r}; "
+                "a frozen estimator must have been fitted on the same classes."
+            )
+        return base
+
+    def _fit_net(self, X, y, sample_weight, generator):
+        self.estimator_ = self._fit_base(X, y, sample_weight)
+        self.centroids_ = np.asarray(self.estimator_.centroids_, dtype=np.float64)
+        temperature = getattr(self.estimator_, "temperature_", None)
+        self.temperature_ = None if temperature is None else np.asarray(temperature, dtype=np.float64)
+        empirical = _class_means(X, y, len(self.classes_), sample_weight)
+        median = _median_distance(X, y, empirical, sample_weight)
+        scale = getattr(self.estimator_, "feature_scale_", None)
+        self.feature_scale_ = float(scale) if scale is not None else median / AUTO_MEDIAN_DISTANCE
+        n_features = X.shape[1]
+        init = torch.randn(self.n_displacements, n_features, generator=generator, dtype=torch.float64)
+        init *= float(self.displacement_init) * median / np.sqrt(n_features)
+        module = MultiNCMModule(
+            self.centroids_, init.numpy(), self.feature_scale_, _eps(median, self.feature_scale_), self.temperature_
+        )
+        return self._train(module, X, y, sample_weight, generator, {})
+
+    def _after_fit(self):
+        module = self.net_.module_
+        t = 1.0 if self.temperature_ is None else self.temperature_
+        self.displacements_ = as_numpy(module.displacements).astype(np.float64) * (self.feature_scale_ * t)
+
+    def _logits(self, X):
+        return _min_half_distances(
+            X, self.centroids_, self.feature_scale_, self.temperature_, displacements=self.displacements_
+        )
