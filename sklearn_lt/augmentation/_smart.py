@@ -155,19 +155,57 @@ class _ClassStatistics:
         return Z.mul_(weights[:, :, None])
 
 
-def _times_head_covariance(stats, A, heads):
+def _times_head_covariance(stats, A, heads, *, batched=None, budget=_CHUNK_BYTES):
     """``A[k] @ Sigma_{heads[k]}`` for ``A`` of shape (K, w, d), as ``(A Z_h^T) Z_h``.
 
-    Grouped by head class, so that each head factor is built once per call
-    and multiplied in one large product, whatever the number of pairs.
+    Grouped by head class, so that each head factor is built once per call.
+    ``batched=False`` loops over the head classes, one large product each
+    (the CPU route: no padding, no extra arithmetic); ``batched=True`` pads
+    head classes of similar size, and their pairs, into batched products of
+    at most ``budget`` bytes (the GPU route, where a Python loop over hundreds
+    of head classes is bound by kernel launches, not arithmetic). ``None``
+    batches on a GPU. Both compute the same products.
     """
+    batched = A.device.type != "cpu" if batched is None else batched
     out = torch.empty_like(A)
-    d = A.shape[-1]
-    for h in torch.unique(heads).tolist():
-        sel = torch.nonzero(heads == h).squeeze(1)
-        Zh = stats.factors(torch.tensor([h], device=A.device))[0]
-        stacked = A[sel].reshape(-1, d)
-        out[sel] = ((stacked @ Zh.T) @ Zh).reshape(len(sel), -1, d)
+    K, w, d = A.shape
+    if not batched:
+        for h in torch.unique(heads).tolist():
+            sel = torch.nonzero(heads == h).squeeze(1)
+            Zh = stats.factors(torch.tensor([h], device=A.device))[0]
+            stacked = A[sel].reshape(-1, d)
+            out[sel] = ((stacked @ Zh.T) @ Zh).reshape(len(sel), -1, d)
+        return out
+    # the bookkeeping is a few hundred integers: on the host, with one transfer of heads
+    heads_np = heads.cpu().numpy()
+    uniq, local, per_head = np.unique(heads_np, return_inverse=True, return_counts=True)
+    order = np.argsort(local, kind="stable")
+    slot = np.empty(K, dtype=np.int64)
+    slot[order] = np.arange(K) - (np.cumsum(per_head) - per_head)[local[order]]  # rank of a pair in its head
+    sizes = stats.class_sizes[torch.as_tensor(uniq, device=A.device)].cpu().numpy()
+    bucket = np.ceil(np.log2(np.maximum(sizes, 1)))
+    element = A.element_size()
+    for value in np.unique(bucket):
+        members = np.flatnonzero(bucket == value)
+        members = members[np.argsort(-per_head[members], kind="stable")]  # similar pair counts side by side
+        start = 0
+        while start < len(members):
+            R, m = int(sizes[members[start:]].max()), int(per_head[members[start]])
+            per_head_bytes = (R * d + 2 * m * w * d + m * w * R) * element
+            stop = min(len(members), start + max(1, int(budget // per_head_bytes)))
+            group = members[start:stop]
+            start = stop
+            position = np.full(len(uniq), -1, dtype=np.int64)
+            position[group] = np.arange(len(group))
+            pairs = np.flatnonzero(position[local] >= 0)
+            to = lambda a: torch.as_tensor(a, device=A.device)
+            g, r, p = to(position[local[pairs]]), to(slot[pairs]), to(pairs)
+            m = int(per_head[group].max())
+            Zh = stats.factors(to(uniq[group]))  # (G, R, d), zero padding rows
+            padded = A.new_zeros(len(group), m, w, d)
+            padded[g, r] = A[p]
+            result = ((padded.view(len(group), m * w, d) @ Zh.mT) @ Zh).view(len(group), m, w, d)
+            out[p] = result[g, r]
     return out
 
 
