@@ -255,7 +255,15 @@ def run_diagnose(name, cfg, seed):
     nearest = lambda F: classes[np.argmin((means**2).sum(1)[None, :] - 2 * F @ means.T, axis=1)]
     tail = np.isin(y, y_new)
     omega = smart.omega_
+
+    def effective_rank(F, labels):  # (tr C)^2 / tr(C^2) of the pooled within-class covariance of F
+        D = F - means[np.searchsorted(classes, labels)]
+        eig = np.clip(np.linalg.eigvalsh(D.T @ D / len(D)), 0, None)
+        return float(eig.sum() ** 2 / (eig**2).sum())
+
     return {
+        "rank_original": effective_rank(X[tail].astype(np.float64), y[tail]),
+        "rank_augmented": effective_rank(F_new, y_new),
         "move": float(np.median(np.linalg.norm(F_new - F_old, axis=1)) / np.median(np.linalg.norm(F_old - own, axis=1))),
         "own_mean_original": float(np.mean(nearest(X[tail].astype(np.float64)) == y[tail])),
         "own_mean_augmented": float(np.mean(nearest(F_new) == y_new)),
@@ -490,7 +498,8 @@ def paired_table(rows, datasets, columns=("acc", "few", "hmean")):
 
 def diagnose_table(rows, name):
     keys = [("move", "move"), ("own_mean_original", "own mean, tail samples"),
-            ("own_mean_augmented", "own mean, augmented"), ("omega_median", "omega median"),
+            ("own_mean_augmented", "own mean, augmented"), ("rank_original", "eff. rank, tail samples"),
+            ("rank_augmented", "eff. rank, augmented"), ("omega_median", "omega median"),
             ("omega_p05", "omega 5 %"), ("omega_p95", "omega 95 %"), ("omega_negative", "omega < 0"),
             ("weight_p95", "loss weight 95 %")]
     lines = ["| transform | " + " | ".join(label for _, label in keys) + " | seeds |", "|---|" + "---|" * (len(keys) + 1)]
@@ -576,7 +585,8 @@ def render(datasets, memory_rows, speed_rows):
                 "",
                 "`move`: median distance an augmented feature moved from its tail sample, over the median "
                 "distance of a tail sample to its class mean. `own mean`: fraction of samples whose nearest class "
-                "mean is their own class's. `omega`: the paper's Eq. 11 weight in units of `feature_scale_` "
+                "mean is their own class's. `eff. rank`: (tr C)^2 / tr(C^2) of the pooled within-class "
+                "covariance C of the samples' deviations from their class means. `omega`: the paper's Eq. 11 weight in units of `feature_scale_` "
                 "(defaults: `loss weight` = omega / its mean, clipped to [0, 5]).",
                 "",
                 diag,
@@ -615,7 +625,7 @@ def render(datasets, memory_rows, speed_rows):
         out += ["", "## Epoch time: skorch vs a raw torch loop with the same hook (s / epoch, median)", ""]
         out += ["| data | setting | s / epoch |", "|---|---|---|"]
         for name, r in speed_rows.items():
-            out += [f"| {name} | {k} | {v:.3f} |" for k, v in r.items() if k != "gemm_gflops"]
+            out += [f"| {name} | {k} | {v:.3g} |" for k, v in r.items() if k != "gemm_gflops"]
             if "gemm_gflops" in r:
                 out += [f"| {name} | measured GEMM rate (GFLOP/s) | {r['gemm_gflops']:.0f} |"]
     return "\n".join(out) + "\n"
@@ -665,7 +675,7 @@ def main(argv=None):
     if "speed" in args.section:
         for name in args.data:
             scale["speed"][f"{name} ({args.device})"] = run_speed(name, args.seeds[0], args.device, args.threads)
-            print(name, scale["speed"][name], flush=True)
+            print(name, scale["speed"][f"{name} ({args.device})"], flush=True)
     if "memory" in args.section or "speed" in args.section:
         RESULTS.mkdir(exist_ok=True)
         extra.write_text(json.dumps(scale, indent=1))
