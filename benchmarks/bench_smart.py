@@ -473,6 +473,9 @@ PAIRED = [  # (label, cfg, reference cfg): paired over seeds (same split, same i
     ("tail stream, no transform - BSCE", "bsce|stream=1|omega=none", "bsce"),
     ("SMART (defaults) - tail stream, no transform", "bsce|smart=1", "bsce|stream=1|omega=none"),
     ("SMART, omega='none' - tail stream, no transform", "bsce|omega=none", "bsce|stream=1|omega=none"),
+    ("120 epochs: SMART (defaults) - BSCE", "bsce|smart=1|epochs=120", "bsce|epochs=120"),
+    ("120 epochs: tail stream, no transform - BSCE", "bsce|stream=1|omega=none|epochs=120", "bsce|epochs=120"),
+    ("120 epochs: SMART (defaults) - tail stream", "bsce|smart=1|epochs=120", "bsce|stream=1|omega=none|epochs=120"),
     ("CE + SMART - CE", "ce|keep_class_prior=False", "ce"),
     ("CE + SMART - CE + tail stream, no transform", "ce|keep_class_prior=False", "ce|stream=1|omega=none|keep_class_prior=False"),
 ]
