@@ -34,6 +34,8 @@ import torch
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 CACHE = RESULTS / "smart_runs.jsonl"
+#: the written diagnosis (markdown), appended to the report; its numbers come from the tables above
+DIAGNOSIS_FILE = RESULTS / "smart_diagnosis.md"
 
 # ----------------------------------------------------------------------------- configurations
 # "loss|key=value|..." ; keys are SMARTAugmenter parameters, plus ``stream=1`` (the tail stream with its
@@ -152,7 +154,7 @@ def run_online(name, cfg, seed, protocol, device):
     from sklearn.metrics import balanced_accuracy_score
 
     from sklearn_lt.linear_model import LinearClassifier
-    from sklearn_lt.metrics import few_shot_accuracy, many_shot_accuracy, medium_shot_accuracy
+    from sklearn_lt.metrics import few_shot_accuracy, harmonic_mean_recall, many_shot_accuracy, medium_shot_accuracy
     from sklearn_lt.utils import tail_safe_validation_split
 
     loss, augmenter, options = parse(cfg)
@@ -177,6 +179,7 @@ def run_online(name, cfg, seed, protocol, device):
         "one_sample_acc": float(np.mean(pred[one] == y_eval[one])) if one.any() else None,
         "acc": float(np.mean(pred == y_eval)),
         "bacc": float(balanced_accuracy_score(y_eval, pred)),
+        "hmean": float(harmonic_mean_recall(y_eval, pred)),
         "many": many_shot_accuracy(y_eval, pred, y_train=y),
         "medium": medium_shot_accuracy(y_eval, pred, y_train=y),
         "few": few_shot_accuracy(y_eval, pred, y_train=y),
@@ -190,7 +193,7 @@ def run_sampler(name, variant, seed, device):
 
     from sklearn_lt.augmentation import SMARTAugmenter
     from sklearn_lt.linear_model import LinearClassifier
-    from sklearn_lt.metrics import few_shot_accuracy, many_shot_accuracy, medium_shot_accuracy
+    from sklearn_lt.metrics import few_shot_accuracy, harmonic_mean_recall, many_shot_accuracy, medium_shot_accuracy
 
     data, scaler = load(name, seed)
     clf = LinearClassifier(loss="balanced_softmax", random_state=seed, device=device)
@@ -212,10 +215,65 @@ def run_sampler(name, variant, seed, device):
     y_train = data.y_train
     return {
         "acc": float(np.mean(pred == data.y_test)),
+        "hmean": float(harmonic_mean_recall(data.y_test, pred)),
         "many": many_shot_accuracy(data.y_test, pred, y_train=y_train),
         "medium": medium_shot_accuracy(data.y_test, pred, y_train=y_train),
         "few": few_shot_accuracy(data.y_test, pred, y_train=y_train),
         "fit_s": fit_s,
+    }
+
+
+DIAGNOSE_CFGS = {
+    "defaults": {},
+    "augmented_variance=None": {"augmented_variance": None},
+    "Eq. 6 as written (augmented_variance=None, feature_scale=None)": {"augmented_variance": None, "feature_scale": None},
+}
+
+
+def run_diagnose(name, cfg, seed):
+    """How far SMART moves tail features, whether they stay in their class, and the scale of omega.
+
+    On the standardised training data, with ``fit_resample`` (exact statistics; every tail class
+    brought to the size of the largest). ``move``: median ``||F~ - F||`` over the median distance of a
+    tail sample to its class mean; ``own_mean_*``: fraction of samples whose nearest class mean is
+    their own class's (original tail samples vs augmented ones); ``omega_*``: the paper's omega (Eq. 11,
+    in units of ``feature_scale_``).
+    """
+    from sklearn_lt.augmentation import SMARTAugmenter
+
+    data, scaler = load(name, seed)
+    X = scaler.fit_transform(data.X_train).astype(np.float32)
+    y = data.y_train
+    smart = SMARTAugmenter(random_state=seed, **DIAGNOSE_CFGS[cfg])
+    X_res, y_res = smart.fit_resample(X, y)
+    classes = np.unique(y)
+    means = smart.class_means_.astype(np.float64)
+    added = slice(len(y), len(y_res))
+    F_new, y_new = X_res[added].astype(np.float64), y_res[added]
+    F_old = X[smart.sample_indices_[added]].astype(np.float64)
+    own = means[np.searchsorted(classes, y_new)]
+    nearest = lambda F: classes[np.argmin((means**2).sum(1)[None, :] - 2 * F @ means.T, axis=1)]
+    tail = np.isin(y, y_new)
+    omega = smart.omega_
+
+    def effective_rank(F, labels):  # (tr C)^2 / tr(C^2) of the pooled within-class covariance of F
+        D = F - means[np.searchsorted(classes, labels)]
+        eig = np.clip(np.linalg.eigvalsh(D.T @ D / len(D)), 0, None)
+        return float(eig.sum() ** 2 / (eig**2).sum())
+
+    return {
+        "rank_original": effective_rank(X[tail].astype(np.float64), y[tail]),
+        "rank_augmented": effective_rank(F_new, y_new),
+        "move": float(np.median(np.linalg.norm(F_new - F_old, axis=1)) / np.median(np.linalg.norm(F_old - own, axis=1))),
+        "own_mean_original": float(np.mean(nearest(X[tail].astype(np.float64)) == y[tail])),
+        "own_mean_augmented": float(np.mean(nearest(F_new) == y_new)),
+        "omega_median": float(np.median(omega)),
+        "omega_p05": float(np.percentile(omega, 5)),
+        "omega_p95": float(np.percentile(omega, 95)),
+        "omega_negative": float(np.mean(omega < 0)),
+        "weight_p95": float(np.percentile(smart.sample_weight_[added], 95)),
+        "feature_scale": float(smart.feature_scale_),
+        "fit_s": 0.0,
     }
 
 
@@ -242,6 +300,8 @@ def run_grid(section, datasets, cfgs, seeds, device, protocol="test"):
                     continue
                 if section == "sampler":
                     result = run_sampler(name, cfg, seed, device)
+                elif section == "diagnose":
+                    result = run_diagnose(name, cfg, seed)
                 else:
                     result = run_online(name, cfg, seed, protocol, device)
                 record({"section": section, "data": name, "cfg": cfg, "seed": seed, **result})
@@ -255,6 +315,8 @@ import json, resource, sys, time
 import numpy as np, torch
 torch.set_num_threads(int(sys.argv[6]))
 n, d, C, batches, B = map(int, sys.argv[1:6])
+mode, tau, device = sys.argv[7], float(sys.argv[8]), torch.device(sys.argv[9])
+cuda = device.type == "cuda"
 # ImageNet-LT-like sizes 1280 -> 5: n_i = 5 * 256 ** ((1 - i / (C - 1)) ** k), k bisected so they sum to n
 sizes = lambda k: np.floor(5 * 256.0 ** ((1 - np.arange(C) / max(C - 1, 1)) ** k)).astype(np.int64)
 lo, hi = 1e-3, 1e3
@@ -265,33 +327,49 @@ counts = sizes(hi)
 y = np.repeat(np.arange(C), counts)
 n = len(y)
 g = torch.Generator().manual_seed(0)
-X = torch.randn(n, d, generator=g)
-X.add_(0.3 * torch.randn(C, d, generator=g)[torch.as_tensor(y)])
+centres = 0.3 * torch.randn(C, d, generator=g)
+X = torch.empty(n, d)
+for start in range(0, n, 4096):  # in blocks: the peak below is the data's, not a temporary's
+    rows = slice(start, min(start + 4096, n))
+    X[rows] = torch.randn(X[rows].shape, generator=g) + centres[torch.as_tensor(y[rows])]
 X = X.numpy()
-rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 from sklearn_lt.augmentation import SMARTAugmenter
 from sklearn_lt.torch._data import ShuffledBatchSampler
-mode, tau = sys.argv[7], float(sys.argv[8])
 sampler = ShuffledBatchSampler(n, B, generator=torch.Generator().manual_seed(0))
-hook, sampler = SMARTAugmenter(tau=tau, statistics=mode).make_train_batch_hook(X, y, sampler=sampler)
-Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
-times, pairs = [], []
+sync = torch.cuda.synchronize if cuda else (lambda: None)
+if cuda:  # the training set on the GPU, as train_module puts it there
+    Xt, yt = torch.as_tensor(X, device=device), torch.as_tensor(y, device=device)
+    sync()
+    gpu_data = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+else:
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+hook, sampler = SMARTAugmenter(tau=tau, statistics=mode).make_train_batch_hook(X, y, sampler=sampler, device=device)
+times = []
 it = iter(sampler)
 for _ in range(batches):
     idx = next(it)
+    sync()
     start = time.perf_counter()
-    out = hook((Xt[idx], yt[idx]))
+    out = hook((Xt[idx.to(device)], yt[idx.to(device)]))
+    sync()
     times.append(time.perf_counter() - start)
-print(json.dumps({"n": n, "d": d, "classes": C, "batch": B, "statistics": mode, "tau": tau,
-                  "rss_data_mb": rss_data / 1024, "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "s_per_batch": float(np.median(times[1:] if len(times) > 1 else times)),
-                  "max_class": int(counts.max()), "min_class": int(counts.min())}))
+row = {"n": n, "d": d, "classes": C, "batch": B, "statistics": mode, "tau": tau, "device": str(device),
+       "rss_data_mb": rss_data / 1024, "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+       "s_per_batch": float(np.median(times[1:] if len(times) > 1 else times)),
+       "max_class": int(counts.max()), "min_class": int(counts.min())}
+if cuda:  # the hook holds its own copy of X on the GPU (make_train_batch_hook moves X to the device)
+    row["gpu_name"] = torch.cuda.get_device_name(device)
+    row["gpu_data_mb"] = gpu_data / 2**20
+    row["gpu_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+print(json.dumps(row))
 """
 
 
-def run_memory(n, d, classes, batches, batch_size, threads, statistics, tau):
+def run_memory(n, d, classes, batches, batch_size, threads, statistics, tau, device="cpu"):
     env = dict(os.environ, PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    args = [n, d, classes, batches, batch_size, threads, statistics, tau]
+    args = [n, d, classes, batches, batch_size, threads, statistics, tau, device]
     out = subprocess.run(
         [sys.executable, "-c", MEMORY_CHILD, *map(str, args)],
         capture_output=True, text=True, env=env, check=True,
@@ -299,56 +377,76 @@ def run_memory(n, d, classes, batches, batch_size, threads, statistics, tau):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def gemm_gflops(d=2048, threads=1):
-    torch.set_num_threads(threads)
-    a, b = torch.randn(d, d), torch.randn(d, d)
+def gemm_gflops(d=2048, device="cpu"):
+    """Measured float32 GEMM rate (GFLOP/s) of ``device`` at d x d: the FLOP bound's denominator."""
+    device = torch.device(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a, b = torch.randn(d, d, device=device), torch.randn(d, d, device=device)
     a @ b
+    sync()
     start = time.perf_counter()
-    for _ in range(3):
+    for _ in range(5):
         a @ b
-    return 3 * 2 * d**3 / (time.perf_counter() - start) / 1e9
+    sync()
+    return 5 * 2 * d**3 / (time.perf_counter() - start) / 1e9
 
 
-def run_speed(name, seed, device, epochs=3):
-    """Epoch time of LinearClassifier + SMART through skorch vs a raw torch loop running the same hook."""
+def run_speed(name, seed, device, threads=1, epochs=3):
+    """Epoch time of LinearClassifier + SMART through skorch vs a raw torch loop running the same hook.
+
+    Also the FLOP bound of one epoch of the linear head alone (forward + backward, ``6 n d C`` flops over
+    the measured GEMM rate), which shows how far an epoch is from the arithmetic it needs.
+    """
     from torch import nn
 
     from sklearn_lt.augmentation import SMARTAugmenter
-    from sklearn_lt.augmentation._smart import _ClassStatistics
     from sklearn_lt.linear_model import LinearClassifier
     from sklearn_lt.torch._data import ShuffledBatchSampler
     from sklearn_lt.torch._losses import LogitAdjustedLoss
 
+    torch.set_num_threads(threads)
+    device = torch.device(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     data, scaler = load(name, seed)
     X = scaler.fit_transform(data.X_train).astype(np.float32)
     classes, y, counts = np.unique(data.y_train, return_inverse=True, return_counts=True)
     rows = {}
     for label, augmenter in (("no augmentation", None), ("SMART", SMARTAugmenter())):
-        clf = LinearClassifier(loss="balanced_softmax", augmenter=augmenter, max_epochs=epochs, random_state=seed, device="cpu")
+        clf = LinearClassifier(
+            loss="balanced_softmax", augmenter=augmenter, max_epochs=epochs, random_state=seed, device=str(device)
+        )
         clf.fit(X, y)
         rows[f"skorch, {label}"] = float(np.median(clf.history_[:, "dur"]))
-        # the same computation in a raw loop
+        # the same computation in a raw loop: same module, loss, optimizer, sampler and hook
         torch.manual_seed(seed)
-        module = nn.Linear(X.shape[1], len(classes))
+        module = nn.Linear(X.shape[1], len(classes)).to(device)
         nn.init.zeros_(module.weight), nn.init.zeros_(module.bias)
-        criterion = LogitAdjustedLoss(counts, tau=1.0)
+        criterion = LogitAdjustedLoss(counts, tau=1.0).to(device)
         optimizer = torch.optim.AdamW(module.parameters(), lr=0.01, weight_decay=1e-4)
         sampler = ShuffledBatchSampler(len(y), 128, generator=torch.Generator().manual_seed(seed))
         hook = None
         if augmenter is not None:
-            hook, sampler = augmenter.make_train_batch_hook(X, y, sample_weight=np.ones(len(y), np.float32), sampler=sampler)
-        Xt, yt, wt = torch.as_tensor(X), torch.as_tensor(y), torch.ones(len(y))
+            hook, sampler = augmenter.make_train_batch_hook(
+                X, y, sample_weight=np.ones(len(y), np.float32), sampler=sampler, device=device
+            )
+        Xt, yt, wt = (torch.as_tensor(a, device=device) for a in (X, y, np.ones(len(y), np.float32)))
         durations = []
         for _ in range(epochs):
+            sync()
             start = time.perf_counter()
             for idx in sampler:
+                idx = idx.to(device)
                 batch = (Xt[idx], (yt[idx], wt[idx]))
                 Xb, (yb, wb) = hook(batch) if hook is not None else batch
                 optimizer.zero_grad()
                 criterion(module(Xb), yb, wb).backward()
                 optimizer.step()
+            sync()
             durations.append(time.perf_counter() - start)
         rows[f"raw torch, {label}"] = float(np.median(durations))
+    rate = gemm_gflops(device=device)
+    rows["gemm_gflops"] = rate
+    rows["FLOP bound, linear head (6 n d C / GEMM rate)"] = 6.0 * X.shape[0] * X.shape[1] * len(classes) / (rate * 1e9)
     return rows
 
 
@@ -359,7 +457,7 @@ def mean_std(values):
     return f"{100 * np.mean(values):.1f} ± {100 * np.std(values):.1f}"
 
 
-def table(rows, section, name, entries, columns=("acc", "many", "medium", "few")):
+def table(rows, section, name, entries, columns=("acc", "many", "medium", "few", "hmean")):
     lines = [f"| {'setting':40s} | " + " | ".join(columns) + " | fit s | seeds |", "|---|" + "---|" * (len(columns) + 2)]
     for label, cfg in entries:
         runs = [r for (s, dname, c, _), r in rows.items() if s == section and dname == name and c == cfg]
@@ -367,6 +465,53 @@ def table(rows, section, name, entries, columns=("acc", "many", "medium", "few")
             continue
         cells = " | ".join(mean_std([r[k] for r in runs]) for k in columns)
         lines.append(f"| {label} | {cells} | {np.mean([r['fit_s'] for r in runs]):.0f} | {len(runs)} |")
+    return "\n".join(lines)
+
+
+PAIRED = [  # (label, cfg, reference cfg): paired over seeds (same split, same initialisation)
+    ("SMART (defaults) - BSCE", "bsce|smart=1", "bsce"),
+    ("tail stream, no transform - BSCE", "bsce|stream=1|omega=none", "bsce"),
+    ("SMART (defaults) - tail stream, no transform", "bsce|smart=1", "bsce|stream=1|omega=none"),
+    ("SMART, omega='none' - tail stream, no transform", "bsce|omega=none", "bsce|stream=1|omega=none"),
+    ("120 epochs: SMART (defaults) - BSCE", "bsce|smart=1|epochs=120", "bsce|epochs=120"),
+    ("120 epochs: tail stream, no transform - BSCE", "bsce|stream=1|omega=none|epochs=120", "bsce|epochs=120"),
+    ("120 epochs: SMART (defaults) - tail stream", "bsce|smart=1|epochs=120", "bsce|stream=1|omega=none|epochs=120"),
+    ("CE + SMART - CE", "ce|keep_class_prior=False", "ce"),
+    ("CE + SMART - CE + tail stream, no transform", "ce|keep_class_prior=False", "ce|stream=1|omega=none|keep_class_prior=False"),
+]
+
+
+def paired_table(rows, datasets, columns=("acc", "few", "hmean")):
+    """Per-seed differences (percentage points), mean ± std over the seeds both configurations ran."""
+    lines = ["| data | difference | " + " | ".join(columns) + " | seeds |", "|---|---|" + "---|" * (len(columns) + 1)]
+    for name in datasets:
+        for label, cfg, ref in PAIRED:
+            a = {k[3]: r for k, r in rows.items() if k[:3] == ("effect", name, cfg)}
+            b = {k[3]: r for k, r in rows.items() if k[:3] == ("effect", name, ref)}
+            seeds = sorted(set(a) & set(b))
+            if not seeds:
+                continue
+            cells = []
+            for c in columns:
+                diff = 100 * np.array([a[s][c] - b[s][c] for s in seeds])
+                cells.append(f"{diff.mean():+.1f} ± {diff.std():.1f}")
+            lines.append(f"| {name} | {label} | " + " | ".join(cells) + f" | {len(seeds)} |")
+    return "\n".join(lines)
+
+
+def diagnose_table(rows, name):
+    keys = [("move", "move"), ("own_mean_original", "own mean, tail samples"),
+            ("own_mean_augmented", "own mean, augmented"), ("rank_original", "eff. rank, tail samples"),
+            ("rank_augmented", "eff. rank, augmented"), ("omega_median", "omega median"),
+            ("omega_p05", "omega 5 %"), ("omega_p95", "omega 95 %"), ("omega_negative", "omega < 0"),
+            ("weight_p95", "loss weight 95 %")]
+    lines = ["| transform | " + " | ".join(label for _, label in keys) + " | seeds |", "|---|" + "---|" * (len(keys) + 1)]
+    for cfg in DIAGNOSE_CFGS:
+        runs = [r for (s, d, c, _), r in rows.items() if (s, d, c) == ("diagnose", name, cfg)]
+        if not runs:
+            continue
+        cells = [f"{np.mean([r[k] for r in runs]):.2f} ± {np.std([r[k] for r in runs]):.2f}" for k, _ in keys]
+        lines.append(f"| {cfg} | " + " | ".join(cells) + f" | {len(runs)} |")
     return "\n".join(lines)
 
 
@@ -382,7 +527,16 @@ def render(datasets, memory_rows, speed_rows):
         "shared 2-core CPU and are noisy.",
     ]
     present = sorted({d for (_, d, _, _) in rows})
-    for name in [d for d in datasets if d in present] + [d for d in present if d not in datasets]:
+    names = [d for d in datasets if d in present] + [d for d in present if d not in datasets]
+    out += [
+        "",
+        "## Summary: paired differences (percentage points, same seed = same split and initialisation)",
+        "",
+        paired_table(rows, names),
+        "",
+        "See *Diagnosis* at the end for what these say.",
+    ]
+    for name in names:
         section_tables = []
         effect = table(rows, "effect", name, EFFECT_ROWS + CONVERGED_ROWS)
         if effect.count("\n") > 1:
@@ -393,7 +547,7 @@ def render(datasets, memory_rows, speed_rows):
             name,
             [("BSCE", ONE_SAMPLE_GRID[0]), ("BSCE + SMART (defaults)", ONE_SAMPLE_GRID[1]),
              ("BSCE + SMART, zero_covariance_weight=None", ONE_SAMPLE_GRID[2])],
-            columns=("acc", "few", "one_sample_acc"),
+            columns=("acc", "few", "hmean", "one_sample_acc"),
         )
         if one.count("\n") > 1:
             section_tables += [
@@ -427,29 +581,56 @@ def render(datasets, memory_rows, speed_rows):
                 grid,
                 "",
             ]
+        diag = diagnose_table(rows, name)
+        if diag.count("\n") > 1:
+            section_tables += [
+                f"### What the transform does on `{name}` (`fit_resample` on the standardised training data)",
+                "",
+                "`move`: median distance an augmented feature moved from its tail sample, over the median "
+                "distance of a tail sample to its class mean. `own mean`: fraction of samples whose nearest class "
+                "mean is their own class's. `eff. rank`: (tr C)^2 / tr(C^2) of the pooled within-class "
+                "covariance C of the samples' deviations from their class means. `omega`: the paper's Eq. 11 weight in units of `feature_scale_` "
+                "(defaults: `loss weight` = omega / its mean, clipped to [0, 5]).",
+                "",
+                diag,
+                "",
+            ]
         if section_tables:
             out += ["", f"## {name}", ""] + section_tables
     if memory_rows:
         out += ["", "## Memory and time per batch of the online hook (synthetic long-tailed features)", ""]
-        out += ["| n | d | classes | class sizes | statistics | tau | data (MB) | peak RSS (MB) | s / batch (B=256) |", "|---|---|---|---|---|---|---|---|---|"]
+        out += [
+            "| device | n | d | classes | class sizes | statistics | tau | data RSS (MB) | peak RSS (MB) "
+            "| GPU data (MB) | GPU peak (MB) | s / batch (B=256) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in memory_rows:
+            gpu = (f"{r['gpu_data_mb']:.0f} | {r['gpu_peak_mb']:.0f}") if "gpu_peak_mb" in r else "- | -"
             out.append(
-                f"| {r['n']} | {r['d']} | {r['classes']} | {r['min_class']}-{r['max_class']} | {r['statistics']} | {r.get('tau', 1.0):g} | "
-                f"{r['rss_data_mb']:.0f} | {r['rss_peak_mb']:.0f} | {r['s_per_batch']:.2f} |"
+                f"| {r.get('gpu_name', r.get('device', 'cpu'))} | {r['n']} | {r['d']} | {r['classes']} | "
+                f"{r['min_class']}-{r['max_class']} | {r['statistics']} | {r.get('tau', 1.0):g} | "
+                f"{r['rss_data_mb']:.0f} | {r['rss_peak_mb']:.0f} | {gpu} | {r['s_per_batch']:.2f} |"
             )
         dense = max(r["classes"] * r["d"] ** 2 * 4 / 2**30 for r in memory_rows)
         out += [
             "",
-            f"`data` is the resident memory after building the features (torch and the data); `peak` adds the "
-            f"hook and {max(r['batch'] for r in memory_rows)}-sample batches. Dense per-class covariances alone "
+            "`data RSS` is the resident memory after building the features (torch and the data); `peak RSS` adds the "
+            f"hook and {max(r['batch'] for r in memory_rows)}-sample batches. On a GPU, `GPU data` is the training "
+            "matrix on the device and `GPU peak` is `torch.cuda.max_memory_allocated` over the hook's set-up "
+            "(its own device copy of the features) and batches; RSS then includes the CUDA context. Times are "
+            "taken between `torch.cuda.synchronize()` calls. Dense per-class covariances alone "
             f"would take {dense:.1f} GiB at the largest scale above. The time per batch is the d x d work of SMART "
             "(a softmax over d^2 entries per (tail, head) pair; tau=0 needs none): a GPU's job at d = 2048.",
         ]
+    if DIAGNOSIS_FILE.exists():
+        out += ["", DIAGNOSIS_FILE.read_text().strip()]
     if speed_rows:
         out += ["", "## Epoch time: skorch vs a raw torch loop with the same hook (s / epoch, median)", ""]
         out += ["| data | setting | s / epoch |", "|---|---|---|"]
         for name, r in speed_rows.items():
-            out += [f"| {name} | {k} | {v:.2f} |" for k, v in r.items() if k != "gemm_gflops"]
+            out += [f"| {name} | {k} | {v:.3g} |" for k, v in r.items() if k != "gemm_gflops"]
+            if "gemm_gflops" in r:
+                out += [f"| {name} | measured GEMM rate (GFLOP/s) | {r['gemm_gflops']:.0f} |"]
     return "\n".join(out) + "\n"
 
 
@@ -457,7 +638,7 @@ def main(argv=None):
     global TailStreamOnly
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--section", nargs="+", default=["effect", "sampler"],
-                        choices=["effect", "defaults", "sampler", "memory", "speed", "report"])
+                        choices=["effect", "defaults", "sampler", "diagnose", "memory", "speed", "report"])
     parser.add_argument("--data", nargs="+", default=["letter", "icd10cm", "wordnet"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--device", default="cpu")
@@ -481,6 +662,8 @@ def main(argv=None):
             run_grid("effect", ["icd10cm"], ONE_SAMPLE_GRID, args.seeds, args.device)
         if "letter" in args.data:
             run_grid("effect", ["letter"], [cfg for _, cfg in CONVERGED_ROWS], args.seeds, args.device)
+    if "diagnose" in args.section:
+        run_grid("diagnose", args.data, list(DIAGNOSE_CFGS), args.seeds, args.device)
     if "sampler" in args.section:
         run_grid("sampler", args.data, ["none", "random_oversampling", "smart", "smart+omega"], args.seeds, args.device)
 
@@ -488,14 +671,14 @@ def main(argv=None):
     scale = json.loads(extra.read_text()) if extra.exists() else {"memory": [], "speed": {}}
     if "memory" in args.section:
         for statistics, tau in (("running", 1.0), ("exact", 1.0), ("running", 0.0)):
-            row = run_memory(args.n, args.d, args.classes, args.batches, 256, args.threads, statistics, tau)
+            row = run_memory(args.n, args.d, args.classes, args.batches, 256, args.threads, statistics, tau, args.device)
             print(json.dumps(row), flush=True)
-            key = lambda r: (r["n"], r["d"], r["classes"], r["statistics"], r.get("tau"))
+            key = lambda r: (r["n"], r["d"], r["classes"], r["statistics"], r.get("tau"), r.get("device", "cpu"))
             scale["memory"] = [r for r in scale["memory"] if key(r) != key(row)] + [row]
     if "speed" in args.section:
         for name in args.data:
-            scale["speed"][name] = run_speed(name, args.seeds[0], args.device)
-            print(name, scale["speed"][name], flush=True)
+            scale["speed"][f"{name} ({args.device})"] = run_speed(name, args.seeds[0], args.device, args.threads)
+            print(name, scale["speed"][f"{name} ({args.device})"], flush=True)
     if "memory" in args.section or "speed" in args.section:
         RESULTS.mkdir(exist_ok=True)
         extra.write_text(json.dumps(scale, indent=1))

@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_lt.augmentation import SMARTAugmenter
-from sklearn_lt.augmentation._smart import _ClassStatistics, _transfer
+from sklearn_lt.augmentation._smart import _ClassStatistics, _times_head_covariance, _transfer
 from sklearn_lt.linear_model import LinearClassifier
 from sklearn_lt.metrics import few_shot_accuracy, many_shot_accuracy
 from sklearn_lt.torch._data import ShuffledBatchSampler
@@ -81,6 +81,26 @@ def test_transfer_is_the_papers_formula(seed, d, tau, chunk_bytes):
         else:
             np.testing.assert_allclose(out[i], expected, rtol=1e-7, atol=1e-7)
         np.testing.assert_allclose(omega[i], expected_omega, rtol=1e-7, atol=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), running=st.booleans(), budget=st.sampled_from([1, 2**12, 2**28]))
+def test_batched_head_route_is_the_loop_route(seed, running, budget):
+    # the GPU route (head classes padded into batched products) computes A @ Sigma_h like the CPU loop
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 70, size=9)
+    X, y = make_classes(rng, sizes, 5)
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    stats = _ClassStatistics(Xt, yt, len(sizes), 1.7, running=running)
+    if running:
+        stats.update(torch.as_tensor(rng.integers(0, len(y), 3 * len(y))))
+    heads = torch.as_tensor(rng.integers(0, len(sizes), size=11))
+    A = torch.as_tensor(rng.normal(size=(11, 3, 5)))
+    loop = _times_head_covariance(stats, A, heads, batched=False)
+    batched = _times_head_covariance(stats, A, heads, batched=True, budget=budget)
+    np.testing.assert_allclose(batched.numpy(), loop.numpy(), rtol=1e-10, atol=1e-12)
+    cov = stats.covariances(torch.arange(len(sizes)))
+    np.testing.assert_allclose(loop.numpy(), (A @ cov[heads]).numpy(), rtol=1e-9, atol=1e-12)
 
 
 def test_running_statistics_after_one_pass_are_the_exact_ones():

@@ -92,10 +92,8 @@ class _ClassStatistics:
         else:  # two passes: exact also for features far from 0
             self.row_counts = None
             self.seen = counts.to(X.dtype)
-            self.means = zeros(n_classes, X.shape[1]).index_add_(0, y, X) / self.seen.clamp_min(1.0)[:, None]
-            centred = X - self.means[y]
-            self.variances = zeros(n_classes, X.shape[1]).index_add_(0, y, centred * centred)
-            self.variances /= self.seen.clamp_min(1.0)[:, None] * self.scale**2
+            self.means, self.variances = _class_moments(X, y, n_classes)
+            self.variances /= self.scale**2
             self.distinct = counts
 
     def update(self, indices):
@@ -157,19 +155,57 @@ class _ClassStatistics:
         return Z.mul_(weights[:, :, None])
 
 
-def _times_head_covariance(stats, A, heads):
+def _times_head_covariance(stats, A, heads, *, batched=None, budget=_CHUNK_BYTES):
     """``A[k] @ Sigma_{heads[k]}`` for ``A`` of shape (K, w, d), as ``(A Z_h^T) Z_h``.
 
-    Grouped by head class, so that each head factor is built once per call
-    and multiplied in one large product, whatever the number of pairs.
+    Grouped by head class, so that each head factor is built once per call.
+    ``batched=False`` loops over the head classes, one large product each
+    (the CPU route: no padding, no extra arithmetic); ``batched=True`` pads
+    head classes of similar size, and their pairs, into batched products of
+    at most ``budget`` bytes (the GPU route, where a Python loop over hundreds
+    of head classes is bound by kernel launches, not arithmetic). ``None``
+    batches on a GPU. Both compute the same products.
     """
+    batched = A.device.type != "cpu" if batched is None else batched
     out = torch.empty_like(A)
-    d = A.shape[-1]
-    for h in torch.unique(heads).tolist():
-        sel = torch.nonzero(heads == h).squeeze(1)
-        Zh = stats.factors(torch.tensor([h], device=A.device))[0]
-        stacked = A[sel].reshape(-1, d)
-        out[sel] = ((stacked @ Zh.T) @ Zh).reshape(len(sel), -1, d)
+    K, w, d = A.shape
+    if not batched:
+        for h in torch.unique(heads).tolist():
+            sel = torch.nonzero(heads == h).squeeze(1)
+            Zh = stats.factors(torch.tensor([h], device=A.device))[0]
+            stacked = A[sel].reshape(-1, d)
+            out[sel] = ((stacked @ Zh.T) @ Zh).reshape(len(sel), -1, d)
+        return out
+    # the bookkeeping is a few hundred integers: on the host, with one transfer of heads
+    heads_np = heads.cpu().numpy()
+    uniq, local, per_head = np.unique(heads_np, return_inverse=True, return_counts=True)
+    order = np.argsort(local, kind="stable")
+    slot = np.empty(K, dtype=np.int64)
+    slot[order] = np.arange(K) - (np.cumsum(per_head) - per_head)[local[order]]  # rank of a pair in its head
+    sizes = stats.class_sizes[torch.as_tensor(uniq, device=A.device)].cpu().numpy()
+    bucket = np.ceil(np.log2(np.maximum(sizes, 1)))
+    element = A.element_size()
+    for value in np.unique(bucket):
+        members = np.flatnonzero(bucket == value)
+        members = members[np.argsort(-per_head[members], kind="stable")]  # similar pair counts side by side
+        start = 0
+        while start < len(members):
+            R, m = int(sizes[members[start:]].max()), int(per_head[members[start]])
+            per_head_bytes = (R * d + 2 * m * w * d + m * w * R) * element
+            stop = min(len(members), start + max(1, int(budget // per_head_bytes)))
+            group = members[start:stop]
+            start = stop
+            position = np.full(len(uniq), -1, dtype=np.int64)
+            position[group] = np.arange(len(group))
+            pairs = np.flatnonzero(position[local] >= 0)
+            to = lambda a: torch.as_tensor(a, device=A.device)
+            g, r, p = to(position[local[pairs]]), to(slot[pairs]), to(pairs)
+            m = int(per_head[group].max())
+            Zh = stats.factors(to(uniq[group]))  # (G, R, d), zero padding rows
+            padded = A.new_zeros(len(group), m, w, d)
+            padded[g, r] = A[p]
+            result = ((padded.view(len(group), m * w, d) @ Zh.mT) @ Zh).view(len(group), m, w, d)
+            out[p] = result[g, r]
     return out
 
 
@@ -182,25 +218,25 @@ def _pair_products(stats, chunk, route, Zt=None):
     return Zt.mT @ _times_head_covariance(stats, Zt, chunk[:, 1])
 
 
-def _chunks(pairs, sizes, route, d, element_size, chunk_bytes):
-    """Split the pairs into chunks that fit ``chunk_bytes``; factor chunks group similar class sizes.
+def _chunks(pairs, sizes, route, d, element_size, chunk_bytes, square=True):
+    """Split the pairs into chunks that fit ``chunk_bytes`` (``square``: two d x d arrays per pair).
 
-    Factors are zero-padded to the largest class of a chunk, so pairs are
-    bucketed by the next power of two of their tail and head class sizes
-    (padding at most doubles the work).
+    Tail factors are zero-padded to the largest tail class of a chunk, so factor
+    chunks take pairs of tail classes of similar size (the next power of two:
+    padding at most doubles the work); within such a group pairs are ordered by
+    head class, so that a chunk builds each head factor once.
     """
+    per = lambda rows: max(1, int(chunk_bytes // ((2 * d * d * square + 3 * rows * d) * element_size)))
     if route == "dense":
-        per_pair = max(1, int(chunk_bytes // (2 * d * d * element_size)))
         index = torch.arange(len(pairs), device=pairs.device)
-        return [index[i : i + per_pair] for i in range(0, len(pairs), per_pair)]
-    bucket = torch.ceil(torch.log2(sizes.clamp_min(1))).to(torch.int64)
-    key = bucket[:, 0] * 64 + bucket[:, 1]
+        return [index[i : i + per(0)] for i in range(0, len(pairs), per(0))]
+    bucket = torch.ceil(torch.log2(sizes[:, 0].clamp_min(1))).to(torch.int64)
     chunks = []
-    for value in torch.unique(key).tolist():
-        index = torch.nonzero(key == value).squeeze(1)
-        rt, rh = 2 ** (value // 64), 2 ** (value % 64)
-        per_pair = max(1, int(chunk_bytes // ((2 * d * d + (rt + rh) * d + rt * rh) * element_size)))
-        chunks.extend(index[i : i + per_pair] for i in range(0, len(index), per_pair))
+    for value in torch.unique(bucket).tolist():
+        index = torch.nonzero(bucket == value).squeeze(1)
+        index = index[torch.argsort(pairs[index, 1], stable=True)]
+        step = per(2**value)
+        chunks.extend(index[i : i + step] for i in range(0, len(index), step))
     return chunks
 
 
@@ -232,7 +268,8 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
     factor_cost = float((2 * sizes[:, 0] * sizes[:, 1] * d + 2 * sizes[:, 0] * d * d).sum())
     fits = len(needed) * d * d * F.element_size() <= chunk_bytes
     route = "dense" if dense_cost <= factor_cost and fits else "factor"
-    for index in _chunks(pairs, sizes, route, d, F.element_size(), chunk_bytes):
+    square = not (tau == 0 and route == "factor")  # tau = 0 never forms a d x d matrix
+    for index in _chunks(pairs, sizes, route, d, F.element_size(), chunk_bytes, square):
         chunk = pairs[index]
         zero = stats.degenerate(chunk[:, 0]) | stats.degenerate(chunk[:, 1])
         Zt = None
@@ -307,6 +344,18 @@ def _apply_per_pair(z, pair_index, n_pairs, apply):
     return out
 
 
+def _class_moments(X, y, n_classes, block=8192):
+    """Class means and (biased) variances, two passes over blocks of rows (no n x d temporary)."""
+    counts = torch.bincount(y, minlength=n_classes).to(X.dtype).clamp_min(1.0)[:, None]
+    means = torch.zeros(n_classes, X.shape[1], dtype=X.dtype, device=X.device).index_add_(0, y, X) / counts
+    variances = torch.zeros_like(means)
+    for start in range(0, len(y), block):
+        labels = y[start : start + block]
+        centred = X[start : start + block] - means[labels]
+        variances.index_add_(0, labels, centred.mul_(centred))
+    return means, variances / counts
+
+
 def _feature_scale(X, y, n_classes, feature_scale):
     """The unit the formula works in: root mean within-class variance for ``"auto"``."""
     if feature_scale is None:
@@ -314,8 +363,7 @@ def _feature_scale(X, y, n_classes, feature_scale):
     if feature_scale != "auto":
         return float(feature_scale)
     counts = torch.bincount(y, minlength=n_classes).to(X.dtype)
-    means = torch.zeros(n_classes, X.shape[1], dtype=X.dtype, device=X.device).index_add_(0, y, X) / counts[:, None]
-    within = float(((X - means[y]) ** 2).mean())
+    within = float((_class_moments(X, y, n_classes)[1] * counts[:, None]).sum() / X.numel())
     return float(np.sqrt(within)) if within > 0 else 1.0
 
 
