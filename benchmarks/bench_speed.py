@@ -387,6 +387,9 @@ def markdown(rows, device, gflops, epochs, threads, quick):
         if device.startswith("cuda"):
             line += f" {row['peak_cuda_mib']:,.0f} |"
         lines.append(line)
+    for r in rows:
+        if r.get("note"):
+            lines += ["", f"{r['model']} at n = {r['n']:,}, C = {r['C']:,}: {r['note']}."]
     if any(r.get("in_process") for r in rows):
         lines += ["", "Run with `--in-process`: peak RSS is the process's running maximum, not per row"
                   + ("; peak CUDA memory is per row." if device.startswith("cuda") else ".")]
