@@ -133,7 +133,7 @@ def intra_class_variance(X, y, *, estimator="mle", random_state=None):
     >>> rng = np.random.RandomState(0)
     >>> X = np.vstack([rng.normal(scale=1.0, size=(200, 5)), rng.normal(scale=3.0, size=(10, 5))])
     >>> y = np.array([0] * 200 + [1] * 10)
-    >>> r = intra_class_variance(X, y)
+    >>> r = intra_class_variance(X, y, random_state=0)
     >>> r.class_counts.tolist(), bool(r.variance[1] > r.variance[0])
     ([200, 10], True)
     >>> bool(r.variance[1] > 2 * r.null_variance[1])
