@@ -372,11 +372,13 @@ def markdown(rows, device, gflops, epochs, threads, quick):
         + (" peak CUDA MiB |" if device.startswith("cuda") else ""),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if device.startswith("cuda") else ""),
     ]
+    ratios = []  # per row, all stages
     for row in rows:
         if "error" in row:
             lines.append(f"| {row['model']} | {row['n']:,} | {row['C']:,} | failed: {row['error']} |")
             continue
         skorch, raw, bound, main = summarise(row, gflops)
+        ratios.append(skorch / raw)
         main_bound = main["gflop"] / gflops
         line = (
             f"| {row['model']} | {row['n']:,} | {row['C']:,} | {main['stage']} | {main['skorch_s']:.3f} | "
@@ -393,11 +395,10 @@ def markdown(rows, device, gflops, epochs, threads, quick):
     if any(r.get("in_process") for r in rows):
         lines += ["", "Run with `--in-process`: peak RSS is the process's running maximum, not per row"
                   + ("; peak CUDA memory is per row." if device.startswith("cuda") else ".")]
-    ratios = [summarise(r, gflops)[0] / summarise(r, gflops)[1] for r in rows if "error" not in r]
     if ratios:
         lines += [
             "",
-            f"skorch / raw over all rows: median {statistics.median(ratios):.2f}, "
+            f"skorch / raw of all stages together, over all rows: median {statistics.median(ratios):.2f}, "
             f"range {min(ratios):.2f}-{max(ratios):.2f}.",
         ]
     return "\n".join(lines) + "\n"

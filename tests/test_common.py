@@ -14,7 +14,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_lt.metrics import harmonic_mean_recall
 from sklearn_lt.utils import all_estimators
-from sklearn_lt.utils._testing import expected_failed_checks, make_test_instances
+from sklearn_lt.utils._testing import expected_failed_checks, fitted_nets, make_test_instances
 
 INSTANCES = make_test_instances()
 # the prediction tests below are for classifiers; samplers (fit_resample) get imbalanced-learn's checks
@@ -91,27 +91,6 @@ def test_grid_search_with_long_tail_scorer_in_pipeline(estimator, small_lt):
     assert np.isfinite(grid.best_score_)
 
 
-def _nets(obj, seen=None):
-    """Every skorch net held by a fitted estimator, however deeply nested."""
-    from skorch import NeuralNet
-
-    seen = set() if seen is None else seen
-    if id(obj) in seen:
-        return []
-    seen.add(id(obj))
-    if isinstance(obj, NeuralNet):
-        return [obj]
-    if isinstance(obj, dict):
-        children = obj.values()
-    elif isinstance(obj, (list, tuple)):
-        children = obj
-    elif hasattr(obj, "get_params") and hasattr(obj, "__dict__"):
-        children = vars(obj).values()
-    else:
-        return []
-    return [net for child in children for net in _nets(child, seen)]
-
-
 @pytest.mark.parametrize("estimator", CLASSIFIERS, ids=IDS)
 def test_pickled_tensors_are_device_mapped_on_load(estimator, small_lt):
     """A GPU-trained model must load on a CPU-only machine: skorch maps tensors to the loading
@@ -119,7 +98,7 @@ def test_pickled_tensors_are_device_mapped_on_load(estimator, small_lt):
     outside it (a plain-pickled CUDA tensor cannot be loaded without CUDA; found on an H100)."""
     X, _, y, _ = small_lt
     fitted = clone(estimator).set_params(random_state=0).fit(X, y)
-    nets = _nets(fitted)
+    nets = fitted_nets(fitted)
     if not nets:
         pytest.skip("holds no torch model")
     for net in nets:

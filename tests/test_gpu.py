@@ -18,7 +18,7 @@ from sklearn.metrics import make_scorer
 from sklearn.model_selection import GridSearchCV
 
 from sklearn_lt.metrics import harmonic_mean_recall
-from sklearn_lt.utils._testing import make_test_instances
+from sklearn_lt.utils._testing import fitted_nets, make_test_instances
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -27,13 +27,8 @@ IDS = [type(e).__name__ for e in TORCH_ESTIMATORS]
 
 
 def _module_devices(estimator):
-    """The devices of every torch parameter the fitted estimator holds."""
-    devices = set()
-    for value in vars(estimator).values():
-        module = getattr(value, "module_", None)
-        if isinstance(module, torch.nn.Module):
-            devices |= {p.device.type for p in module.parameters()}
-    return devices
+    """The devices of every torch parameter the fitted estimator holds, nested estimators' too."""
+    return {p.device.type for net in fitted_nets(estimator) for p in net.module_.parameters()}
 
 
 @pytest.mark.parametrize("estimator", TORCH_ESTIMATORS, ids=IDS)

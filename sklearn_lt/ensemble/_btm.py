@@ -21,7 +21,7 @@ from ..torch._base import BaseTorchClassifier, ClassifierOutputMixin, validate_c
 from ..torch._data import ClassBalancedSampler
 from ..torch._device import draw_seed, seeded
 from ..torch._losses import LogitAdjustedLoss
-from ..torch._net import has_batch_norm, make_train_sampler, train_module
+from ..torch._net import batch_norm_layers, has_batch_norm, make_train_sampler, train_module
 from ..utils._split import tail_safe_validation_split
 from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
 
@@ -228,7 +228,7 @@ class _TorchKind:
 
     def recalibrate(self, model, X):
         module = copy.deepcopy(self.module(model))
-        norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        norms = batch_norm_layers(module)
         if not norms:
             return model
         device = self.device(model)

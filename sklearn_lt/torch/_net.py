@@ -82,9 +82,14 @@ class LTNet(NeuralNet):
         return self.forward(ArrayDataset(X, device=self.device), training=False, device="cpu")
 
 
+def batch_norm_layers(module):
+    """The batch-norm layers of ``module``, in ``module.modules()`` order."""
+    return [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
 def has_batch_norm(module):
     """Whether ``module`` holds a batch-norm layer (whose training mode rejects a batch of one)."""
-    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    return bool(batch_norm_layers(module))
 
 
 def make_train_sampler(y, *, sampling, batch_size, generator, n_draws=None, even_batches=False):

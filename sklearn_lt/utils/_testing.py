@@ -23,5 +23,26 @@ def expected_failed_checks(estimator):
     return dict(getattr(type(estimator), "_expected_failed_checks", {}))
 
 
+def fitted_nets(obj, _seen=None):
+    """Every skorch net held by a fitted estimator, however deeply nested."""
+    from skorch import NeuralNet
+
+    seen = set() if _seen is None else _seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, NeuralNet):
+        return [obj]
+    if isinstance(obj, dict):
+        children = obj.values()
+    elif isinstance(obj, (list, tuple)):
+        children = obj
+    elif hasattr(obj, "get_params") and hasattr(obj, "__dict__"):
+        children = vars(obj).values()
+    else:
+        return []
+    return [net for child in children for net in fitted_nets(child, seen)]
+
+
 def fitted_copy(estimator, X, y):
     return clone(estimator).fit(X, y)
