@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import math
 import sys
 
 from ..datasets import bundled_datasets
@@ -10,7 +11,14 @@ from ._compare import _conclude
 from ._data import DATA_FORMATS, DataError, load_data
 from ._registry import METHODS
 from ._report import summary_for_json
-from ._runner import SCORES, ResultStore, bundled_split_source, data_header, run_benchmark, user_split_source
+from ._runner import (
+    SCORES,
+    ResultStore,
+    bundled_split_source,
+    data_header,
+    run_benchmark,
+    user_split_source,
+)
 
 
 def _cv(text):
@@ -155,10 +163,10 @@ def _csv(table):
 
 
 def _missing(value):
-    return value is None or (isinstance(value, float) and value != value)
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,7 +3,14 @@
 from ..utils._long_tail import FEW_SHOT_THRESHOLD, MANY_SHOT_THRESHOLD
 from ._data import check_data
 from ._report import choose_score, format_table, recommend, summarize
-from ._runner import COLUMNS, SCORES, ResultStore, data_header, run_benchmark, user_split_source
+from ._runner import (
+    COLUMNS,
+    SCORES,
+    ResultStore,
+    data_header,
+    run_benchmark,
+    user_split_source,
+)
 
 _TABLE_KEYS = [key for key, _ in COLUMNS] + ["n_zero_recall", "n_test_classes"]
 
@@ -230,4 +237,4 @@ def _conclude(rows, seeds, scoring, dataset, many_threshold, few_threshold):
     )
 
 
-__all__ = ["compare", "Comparison"]
+__all__ = ["Comparison", "compare"]

@@ -196,7 +196,7 @@ def check_data(X_train, y_train, X_test=None, y_test=None):
     classes the training data does not have.
     """
     X_train, y_train = _check_xy(X_train, y_train, "training")
-    classes, counts = np.unique(y_train, return_counts=True)
+    classes = np.unique(y_train)
     if len(classes) < 2:
         raise DataError(f"the training labels hold {len(classes)} class ({classes.tolist()}); a classifier needs two or more.")
     if (X_test is None) != (y_test is None):
@@ -288,7 +288,7 @@ def long_tail_splits(y, *, cv=None, random_state=0):
         test_size = DEFAULT_TEST_SIZE if cv is None else float(cv)
         if not 0 < test_size < 1:
             raise ValueError(f"a test fraction must lie in (0, 1), got {cv}.")
-        test = [m[: min(len(m) - 1, max(1, int(round(test_size * len(m)))))] for m in members]
+        test = [m[: min(len(m) - 1, max(1, round(test_size * len(m))))] for m in members]
         test = np.sort(np.concatenate(test))
         return [(np.setdiff1d(np.arange(n), test), test)]
     if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):

@@ -255,9 +255,11 @@ def format_table(summary, *, dataset, seeds, score="harmonic_mean_recall", recom
     widths = [max(len(str(r[i])) for r in [header] + body) for i in range(len(header))]
     split = f", {n_folds} folds per seed" if n_folds > 1 else ""
     lines = [
-        f"Long-tailed benchmark on {dataset!r}, seeds {list(seeds)}{split} (scores in %, mean ± std (ddof=1) over "
-        f"seeds; many > {many_threshold}, medium {few_threshold}-{many_threshold}, few < {few_threshold} training "
-        "samples)",
+        (
+            f"Long-tailed benchmark on {dataset!r}, seeds {list(seeds)}{split} (scores in %, mean ± std (ddof=1) "
+            f"over seeds; many > {many_threshold}, medium {few_threshold}-{many_threshold}, few < {few_threshold} "
+            "training samples)"
+        ),
         "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
         "  ".join("-" * w for w in widths),
     ]
@@ -290,4 +292,4 @@ def summary_for_json(summary):
     return [clean(e) for e in summary]
 
 
-__all__ = ["summarize", "format_table", "recommend", "choose_score", "SCORES"]
+__all__ = ["SCORES", "choose_score", "format_table", "recommend", "summarize"]

@@ -11,8 +11,18 @@ import numpy as np
 from sklearn.base import clone
 
 from ..datasets import load_long_tailed
-from ..metrics import geometric_mean_recall, harmonic_mean_recall, lowest_recall, per_class_recall
-from ..utils._long_tail import FEW_SHOT_THRESHOLD, MANY_SHOT_THRESHOLD, SHOT_GROUPS, shot_groups
+from ..metrics import (
+    geometric_mean_recall,
+    harmonic_mean_recall,
+    lowest_recall,
+    per_class_recall,
+)
+from ..utils._long_tail import (
+    FEW_SHOT_THRESHOLD,
+    MANY_SHOT_THRESHOLD,
+    SHOT_GROUPS,
+    shot_groups,
+)
 from ._data import fingerprint, long_tail_splits
 from ._registry import METHODS, Method
 
@@ -204,7 +214,7 @@ class _MemoryStore:
 
 
 def _duration(seconds):
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:
@@ -301,7 +311,7 @@ def run_benchmark(
                             method, X_tr, y_tr, X_te, y_te, seed=seed, device=device,
                             many_threshold=many_threshold, few_threshold=few_threshold,
                         )
-                    except Exception as exc:  # one method failing on the user's data must not lose the others
+                    except Exception as exc:  # noqa: BLE001 - one method failing on the user's data must not lose the others
                         rec, base_rec = _failed_record(exc, len(classes)), None
                     record = {"method": name, "seed": seed, "fold": fold, **rec, "own_base": base_rec}
                     store.add(record)
