@@ -5,7 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from sklearn_lt.benchmarks import DataError, Method, compare, load_data, long_tail_splits
+from sklearn_lt.benchmarks import (
+    DataError,
+    Method,
+    compare,
+    load_data,
+    long_tail_splits,
+)
 from sklearn_lt.benchmarks.__main__ import main
 from sklearn_lt.datasets import make_long_tailed_classification
 
@@ -187,7 +193,7 @@ def test_interrupted_run_resumes_to_the_same_table(tmp_path, lt_data):
 
 
 def test_compare_resume_skips_finished_fits(tmp_path, lt_data):
-    X, y, Xt, yt = lt_data
+    X, y, _, _ = lt_data
     calls = []
 
     def make(rs, dev):

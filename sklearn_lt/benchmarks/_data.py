@@ -91,12 +91,12 @@ def _read_parquet(path):
     try:
         import pandas as pd
     except ImportError:  # pragma: no cover - depends on the environment
-        raise DataError("reading Parquet needs pandas and pyarrow: pip install 'sklearn_lt[pandas]' pyarrow") from None
+        raise DataError("reading Parquet needs pandas and pyarrow: pip install 'sklearn_lt[parquet]'") from None
     try:
         frame = pd.read_parquet(path)
     except ImportError as exc:
         raise DataError(
-            f"reading Parquet needs a Parquet engine for pandas: pip install pyarrow ({exc})"
+            f"reading Parquet needs a Parquet engine for pandas: pip install 'sklearn_lt[parquet]' ({exc})"
         ) from None
     return {str(name): frame[name].to_numpy() for name in frame.columns}
 

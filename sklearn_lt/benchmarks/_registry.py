@@ -29,17 +29,36 @@ from ..prototypes import LearnedNCM, MultiNCM
 
 @dataclass(frozen=True)
 class Method:
+    """One row of the main job: how to build the estimator and what to compare it with.
+
+    Parameters
+    ----------
+    make : callable
+        ``make(random_state, device)`` returns an unfitted estimator.
+    group : str, default="method"
+        ``"baseline"`` or ``"method"`` (``"user"`` for estimators passed to
+        :func:`~sklearn_lt.benchmarks.compare`).
+    baseline : str, default=None
+        Name of the row the method's paper compares it with.
+    paper : str, default=""
+        The paper, for ``--list``.
+    own_base : callable, default=None
+        ``own_base(fitted_final_step)`` returns the fitted base classifier the
+        method contains; the paired comparison is then against that base,
+        scored on the same split, instead of ``baseline``.
+    own_base_label : str, default="own base"
+        How the own base's row is labelled.
+    acted_on : callable, default=None
+        ``acted_on(fitted_final_step)`` returns ``(n_changed, n_total, what)``;
+        a method with ``n_changed == 0`` did nothing and gets no comparison.
+    """
+
     make: Callable
     group: str = "method"
     baseline: Optional[str] = None
     paper: str = ""
-    #: ``own_base(fitted_final_step)`` -> the fitted base classifier the method contains (it predicts on the
-    #: same transformed features), or None: the paired comparison is then against that very base.
     own_base: Optional[Callable] = None
-    #: How the own base row is labelled in the table.
     own_base_label: str = "own base"
-    #: ``acted_on(fitted_final_step)`` -> ``(n_changed, n_total, what)``, e.g. ``(5, 26, "classes")``; a method
-    #: with ``n_changed == 0`` did nothing and gets no "vs baseline" delta.
     acted_on: Optional[Callable] = None
 
 
@@ -49,6 +68,10 @@ def _base_estimator(fitted):
 
 def _alphanet_corrected(fitted):
     return len(fitted.few_classes_), len(fitted.classes_), "classes corrected"
+
+
+def _dlsa_filters(fitted):
+    return fitted.n_filters_, fitted.n_filters, "flow filters built"
 
 
 def _scaled(estimator):
@@ -161,5 +184,6 @@ METHODS = {
         lambda rs, dev: _scaled(DLSAClassifier(random_state=rs, device=dev)),
         baseline="Balanced softmax",
         paper="Xu et al. 2022",
+        acted_on=_dlsa_filters,
     ),
 }

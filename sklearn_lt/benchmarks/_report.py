@@ -44,7 +44,7 @@ def summarize(rows, *, score="harmonic_mean_recall"):
 
     Scores are first averaged over the folds of a seed, so ``n_seeds`` counts
     independent repetitions. A method with a ``baseline`` in the rows gets
-    ``paired``: for the ranking ``score`` and :data:`PAIRED_KEYS`, the mean,
+    ``paired``: for every score (the ranking ``score`` first), the mean,
     std (ddof=1) and number of seeds improved of the per-seed differences
     method - baseline (same split, same seed). A method that did nothing
     (``acted_on`` zero) gets no paired comparison.
@@ -79,7 +79,8 @@ def summarize(rows, *, score="harmonic_mean_recall"):
             entry[key] = _mean([r.get(key, np.nan) for r in group])
         summary.append(entry)
     index = {e["method"]: e for e in summary}
-    keys = [score] + [k for k in PAIRED_KEYS if k != score]
+    # every score is paired (the JSON and DataFrame outputs carry them all); the table shows a few
+    keys = [score] + [k for k in SCORES if k != score]
     tables = {key: _per_seed(rows, key) for key in keys}
     for entry in summary:
         base = index.get(entry["baseline"])
@@ -239,7 +240,8 @@ def format_table(summary, *, dataset, seeds, score="harmonic_mean_recall", recom
             return "failed (see notes)"
         if entry["paired"] is None:
             return ""
-        parts = [f"{SCORE_TITLES.get(k, k)} {_points(d)}" for k, d in entry["paired"].items()]
+        shown = [score] + [k for k in PAIRED_KEYS if k != score]
+        parts = [f"{SCORE_TITLES.get(k, k)} {_points(entry['paired'][k])}" for k in shown]
         return f"vs {entry['vs']}: " + ", ".join(parts)
 
     def acted(entry):
