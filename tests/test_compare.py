@@ -279,3 +279,28 @@ def test_unknown_choices_are_argparse_errors(capsys):
     assert "unknown method(s) ['SVM']" in err and "'cRT'" in err
     err = _error(["--data", "x.csv", "--dataset", "letter"], capsys)
     assert "not both" in err
+
+
+def test_ctrl_c_keeps_finished_fits_for_resume(tmp_path, capsys, monkeypatch, lt_data):
+    from sklearn_lt.benchmarks import METHODS
+
+    X, y, Xt, yt = lt_data
+    np.savez(tmp_path / "d.npz", X_train=X, y_train=y, X_test=Xt, y_test=yt)
+    argv = ["--data", str(tmp_path / "d.npz"), "--methods", "LogisticRegression(balanced)", "NearestCentroid",
+            "--seeds", "0", "1", "--format", "json", "--quiet", "--results", str(tmp_path / "r.jsonl")]
+    original = METHODS["NearestCentroid"]
+
+    def interrupted_on_seed_1(rs, dev):
+        if rs == 1:
+            raise KeyboardInterrupt
+        return original.make(rs, dev)
+
+    monkeypatch.setitem(METHODS, "NearestCentroid", Method(interrupted_on_seed_1, group="baseline"))
+    assert main([*argv, "--output", str(tmp_path / "never.json")]) == 130
+    assert "3 finished fits are in" in capsys.readouterr().err and not (tmp_path / "never.json").exists()
+    monkeypatch.setitem(METHODS, "NearestCentroid", original)
+    main([*argv, "--resume", "--output", str(tmp_path / "resumed.json")])
+    main([*argv[:-2], "--output", str(tmp_path / "full.json")])
+    resumed = json.loads((tmp_path / "resumed.json").read_text())["summary"]
+    full = json.loads((tmp_path / "full.json").read_text())["summary"]
+    assert _without_times(resumed) == _without_times(full)

@@ -119,10 +119,21 @@ def main(argv=None):
         header = {"dataset": dataset, "device": args.device, **thresholds}
 
     store = ResultStore(args.results, header, resume=args.resume) if args.results else None
-    rows = run_benchmark(
-        args.methods, source, args.seeds, device=args.device, max_fit_seconds=args.max_fit_seconds, store=store,
-        progress=not args.quiet, dataset=dataset, **thresholds,
-    )
+    try:
+        rows = run_benchmark(
+            args.methods, source, args.seeds, device=args.device, max_fit_seconds=args.max_fit_seconds, store=store,
+            progress=not args.quiet, dataset=dataset, **thresholds,
+        )
+    except KeyboardInterrupt:
+        if store is None:
+            print("interrupted; nothing kept (--results FILE keeps finished fits for --resume)", file=sys.stderr)
+        else:
+            print(
+                f"interrupted; {len(store.records)} finished fits are in {args.results}: "
+                "run the same command with --resume to continue",
+                file=sys.stderr,
+            )
+        return 130
     result = _conclude(rows, args.seeds, args.score, dataset, args.many_threshold, args.few_threshold)
     summary = result._summary
     if args.format == "table":
