@@ -304,3 +304,35 @@ def test_ctrl_c_keeps_finished_fits_for_resume(tmp_path, capsys, monkeypatch, lt
     resumed = json.loads((tmp_path / "resumed.json").read_text())["summary"]
     full = json.loads((tmp_path / "full.json").read_text())["summary"]
     assert _without_times(resumed) == _without_times(full)
+
+
+def test_ctrl_c_swallowed_inside_a_fit_is_not_stored(tmp_path, capsys, monkeypatch, lt_data):
+    # skorch catches KeyboardInterrupt and returns a partly trained net: that result must not be recorded
+    import os
+    import signal
+
+    from sklearn.neighbors import NearestCentroid
+
+    from sklearn_lt.benchmarks import METHODS
+
+    class SwallowsCtrlC(NearestCentroid):
+        def fit(self, X, y):
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(10_000):  # the handler runs at the next bytecode boundaries
+                    pass
+            except KeyboardInterrupt:
+                pass
+            return super().fit(X, y)
+
+    X, y, Xt, yt = lt_data
+    np.savez(tmp_path / "d.npz", X_train=X, y_train=y, X_test=Xt, y_test=yt)
+    monkeypatch.setitem(METHODS, "NearestCentroid", Method(lambda rs, dev: SwallowsCtrlC(), group="baseline"))
+    results = tmp_path / "r.jsonl"
+    code = main(["--data", str(tmp_path / "d.npz"), "--methods", "LogisticRegression(balanced)", "NearestCentroid",
+                 "--seeds", "0", "--quiet", "--results", str(results)])
+    assert code == 130
+    assert "1 finished fits are in" in capsys.readouterr().err
+    assert [json.loads(line).get("method") for line in results.read_text().splitlines()[1:]] == [
+        "LogisticRegression(balanced)"
+    ]

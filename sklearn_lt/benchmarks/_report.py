@@ -184,8 +184,9 @@ def recommend(rows, summary, score):
             )
         lines.append(f"Lead over {label}: {_points(d)} — {verdict}.")
         ratio = best["fit_seconds"] / other["fit_seconds"] if other["fit_seconds"] > 0 else float("inf")
+        ratio_text = f"{ratio:.0f}" if ratio >= 10 else f"{ratio:.2g}"
         lines.append(
-            f"  Fit time: {best['fit_seconds']:.2f} s vs {other['fit_seconds']:.2f} s ({ratio:.2g}x its fit time)."
+            f"  Fit time: {best['fit_seconds']:.2f} s vs {other['fit_seconds']:.2f} s ({ratio_text}x its fit time)."
         )
     if reference is None:
         lines.append(f"({REFERENCE} was not run: add it to --methods to check the lead against a simple baseline.)")

@@ -3,7 +3,9 @@
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 
@@ -128,6 +130,28 @@ def fit_and_score(method, X_train, y_train, X_test, y_test, *, seed, device, man
             "y_pred": np.searchsorted(classes, base_pred).tolist(),
         }
     return record, base_record
+
+
+class _InterruptGuard:
+    """Notes a Ctrl-C (SIGINT) during a fit, which skorch would otherwise swallow, ending training early."""
+
+    def __init__(self):
+        self.interrupted = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
 def _failed_record(exc, n_classes):
@@ -306,13 +330,17 @@ def run_benchmark(
                             file=sys.stderr,
                             flush=True,
                         )
-                    try:
-                        rec, base_rec = fit_and_score(
-                            method, X_tr, y_tr, X_te, y_te, seed=seed, device=device,
-                            many_threshold=many_threshold, few_threshold=few_threshold,
-                        )
-                    except Exception as exc:  # noqa: BLE001 - one method failing on the user's data must not lose the others
-                        rec, base_rec = _failed_record(exc, len(classes)), None
+                    with _InterruptGuard() as guard:
+                        try:
+                            rec, base_rec = fit_and_score(
+                                method, X_tr, y_tr, X_te, y_te, seed=seed, device=device,
+                                many_threshold=many_threshold, few_threshold=few_threshold,
+                            )
+                        except Exception as exc:  # noqa: BLE001 - one method failing on the user's data must not lose the others
+                            rec, base_rec = _failed_record(exc, len(classes)), None
+                    if guard.interrupted:
+                        # skorch swallows Ctrl-C and returns a partly trained net: that fit is discarded, not stored
+                        raise KeyboardInterrupt
                     record = {"method": name, "seed": seed, "fold": fold, **rec, "own_base": base_rec}
                     store.add(record)
                 per_method_seconds.setdefault(name, []).append(record["fit_seconds"])
