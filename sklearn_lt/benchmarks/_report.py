@@ -191,7 +191,10 @@ def recommend(rows, summary, score):
     if reference is None:
         lines.append(f"({REFERENCE} was not run: add it to --methods to check the lead against a simple baseline.)")
     elif reference is best:
-        lines.append(f"The simple baseline {REFERENCE} is the best here: no long-tail method beats it on {title}.")
+        lines.append(
+            f"The simple baseline {REFERENCE} ranks first here: no long-tail method scores higher on {title} "
+            "(whether its lead is reliable: see above)."
+        )
     if n_seeds < 2:
         lines.append("With one seed nothing above is a tested difference.")
     return "\n".join(lines)
