@@ -336,3 +336,18 @@ def test_ctrl_c_swallowed_inside_a_fit_is_not_stored(tmp_path, capsys, monkeypat
     assert [json.loads(line).get("method") for line in results.read_text().splitlines()[1:]] == [
         "LogisticRegression(balanced)"
     ]
+
+
+def test_group_thresholds_are_parameters(tmp_path, lt_data):
+    X, y, Xt, yt = lt_data
+    counts = np.unique(y, return_counts=True)[1]
+    default = compare(["NearestCentroid"], X, y, Xt, yt, seeds=(0,)).per_seed.iloc[0]
+    assert (default["n_many"], default["n_few"]) == (np.sum(counts > 100), np.sum(counts < 20))
+    moved = compare(["NearestCentroid"], X, y, Xt, yt, seeds=(0,), many_threshold=50, few_threshold=40).per_seed.iloc[0]
+    assert (moved["n_many"], moved["n_few"]) == (np.sum(counts > 50), np.sum(counts < 40))
+    np.savez(tmp_path / "d.npz", X_train=X, y_train=y, X_test=Xt, y_test=yt)
+    out = tmp_path / "r.csv"
+    main(["--data", str(tmp_path / "d.npz"), "--methods", "NearestCentroid", "--seeds", "0", "--few-threshold", "40",
+          "--many-threshold", "50", "--format", "csv", "--output", str(out), "--quiet"])
+    header, row = out.read_text().splitlines()
+    assert header.startswith("method,vs,n_seeds,accuracy") and row.startswith("NearestCentroid,,1,")

@@ -12,7 +12,7 @@ from ._runner import (
     user_split_source,
 )
 
-_TABLE_KEYS = [key for key, _ in COLUMNS] + ["n_zero_recall", "n_test_classes"]
+_TABLE_KEYS = [key for key, _ in COLUMNS] + ["n_many", "n_medium", "n_few", "n_test_classes", "n_zero_recall"]
 
 
 class Comparison:
