@@ -165,7 +165,7 @@ def _without_times(summary):
     return [{k: v for k, v in e.items() if "seconds" not in k} for e in summary]
 
 
-def test_interrupted_run_resumes_to_the_same_table(tmp_path, lt_data):
+def test_interrupted_run_resumes_to_the_same_table(tmp_path, capsys, lt_data):
     X, y, Xt, yt = lt_data
     np.savez(tmp_path / "d.npz", X_train=X, y_train=y, X_test=Xt, y_test=yt)
     base = ["--data", str(tmp_path / "d.npz"), "--methods", *FAST, "--seeds", "0", "1", "--format", "json",
@@ -187,9 +187,15 @@ def test_interrupted_run_resumes_to_the_same_table(tmp_path, lt_data):
     assert [json.loads(x)["fit_seconds"] for x in resumed[1:4]] == [json.loads(x)["fit_seconds"] for x in lines[1:4]]
     # a results file of other data is refused, not mixed in
     np.savez(tmp_path / "other.npz", X_train=X + 1, y_train=y, X_test=Xt, y_test=yt)
-    with pytest.raises(ValueError, match="other data or settings"):
+    with pytest.raises(SystemExit):
         main(["--data", str(tmp_path / "other.npz"), "--methods", "NearestCentroid", "--quiet",
               "--results", str(part), "--resume"])
+    assert "other data or settings" in capsys.readouterr().err
+    # nor is a finished run overwritten by a command that forgot --resume
+    with pytest.raises(SystemExit):
+        main([*base, "--results", str(part)])
+    assert "already holds results: add --resume" in capsys.readouterr().err
+    assert part.read_text().splitlines() == resumed
 
 
 def test_compare_resume_skips_finished_fits(tmp_path, lt_data):

@@ -118,7 +118,10 @@ def main(argv=None):
         source = bundled_split_source(dataset)
         header = {"dataset": dataset, "device": args.device, **thresholds}
 
-    store = ResultStore(args.results, header, resume=args.resume) if args.results else None
+    try:
+        store = ResultStore(args.results, header, resume=args.resume) if args.results else None
+    except ValueError as exc:
+        parser.error(f"--results: {exc}")
     try:
         rows = run_benchmark(
             args.methods, source, args.seeds, device=args.device, max_fit_seconds=args.max_fit_seconds, store=store,

@@ -212,6 +212,12 @@ class ResultStore:
                 for rec in [{"header": header}] + list(self.records.values()):
                     f.write(json.dumps(rec) + "\n")
         else:
+            if os.path.exists(path) and _n_lines(path) > 1:
+                # a forgotten --resume must not wipe a long run's results
+                raise ValueError(
+                    f"{path} already holds results: add --resume (resume=True) to continue that run, or choose "
+                    "another file."
+                )
             with open(path, "w") as f:
                 f.write(json.dumps({"header": header}) + "\n")
 
@@ -224,6 +230,11 @@ class ResultStore:
             f.write(json.dumps(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+def _n_lines(path):
+    with open(path) as f:
+        return sum(1 for line in f if line.strip())
 
 
 class _MemoryStore:
