@@ -231,6 +231,7 @@ def _options():
         "validation_fraction=0.1": ({"validation_fraction": 0.1}, "default (clip='value', grad_clip=0.1)"),
         "learned T, clip='norm'": ({"learn_temperature": True, "clip": "norm"}, None),
         "learned T, clip='value'": ({"learn_temperature": True}, "learned T, clip='norm'"),
+        "learned T, clip='value' (vs no T)": ({"learn_temperature": True}, "default (clip='value', grad_clip=0.1)"),
     }
 
 

@@ -249,6 +249,7 @@ def test_validation_fraction_keeps_the_best_held_out_epoch():
     # off by default: all the data, last epoch
     default = LearnedNCM(random_state=0, max_epochs=6, batch_size=32, device="cpu").fit(X, y)
     assert default.best_epoch_ == 6 and "valid_score" not in default.history_[-1]
+    assert LearnedNCM(max_epochs=0).fit(X, y).best_epoch_ is None
     np.testing.assert_allclose(default.empirical_centroids_, NearestCentroid().fit(X, y).centroids_, atol=1e-5)
     multi = MultiNCM(n_displacements=3, validation_fraction=0.3, random_state=0, max_epochs=3, batch_size=32).fit(X, y)
     assert 1 <= multi.best_epoch_ <= 3 and len(multi.estimator_.class_counts_) == 6

@@ -354,7 +354,7 @@ class _TrainingMixin:
             device=self.device_,
             verbose=self.verbose,
         )
-        self.best_epoch_ = self.max_epochs
+        self.best_epoch_ = self.max_epochs or None
         if validation is not None:
             self.best_epoch_ = dict(net.callbacks_)["keep_best"].best_epoch_
         return net
