@@ -146,9 +146,28 @@ def test_random_neighbours_are_distinct_base_classes(lt10):
     rand = AlphaNetClassifier(_fast_base(), n_neighbors=3, neighbor_selection="random", random_state=0, **FAST).fit(X, y)
     assert not np.isin(rand.neighbors_, rand.few_classes_).any()
     assert all(len(set(row)) == 3 for row in rand.neighbors_)
-    assert np.all(np.diff(rand.neighbor_distances_, axis=1) >= 0)
     assert not np.array_equal(near.neighbors_, rand.neighbors_)
     assert rand.neighbor_distances_.mean() > near.neighbor_distances_.mean()
+
+
+def test_random_neighbours_keep_their_draw_order():
+    """The paper's control draws neighbours at random: they are not re-sorted by distance."""
+    X, _, y, _ = make_long_tailed_classification(n_classes=40, n_features=6, n_max=200, imbalance_ratio=50, random_state=0)
+    clf = AlphaNetClassifier(
+        _fast_base(), n_neighbors=5, neighbor_selection="random", validation_fraction=0, random_state=0, **FAST
+    ).fit(X, y)
+    few = np.isin(clf.classes_, clf.few_classes_)
+    base = np.flatnonzero(~few)
+    neighbor_seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max, size=5)[2]
+    draw = np.random.RandomState(neighbor_seed)
+    expected = np.stack([clf.classes_[base[draw.choice(len(base), 5, replace=False)]] for _ in range(few.sum())])
+    np.testing.assert_array_equal(clf.neighbors_, expected)
+    X64 = X.astype(np.float64)
+    means = {c: X64[y == c].mean(axis=0) for c in clf.classes_}
+    for c, row, dist in zip(clf.few_classes_, clf.neighbors_, clf.neighbor_distances_):
+        np.testing.assert_allclose(dist, [np.linalg.norm(means[c] - means[n]) for n in row], rtol=1e-6)
+    assert len(clf.few_classes_) >= 10
+    assert (np.diff(clf.neighbor_distances_, axis=1) < 0).any(axis=1).mean() > 0.5, "rows are not sorted by distance"
 
 
 # --------------------------------------------------------------------------- sampling
@@ -204,10 +223,42 @@ def test_epoch_kept_is_best_validation_epoch_from_min_epochs(lt10):
 
 def test_without_validation_keeps_last_epoch(lt10):
     X, _, y, _ = lt10
-    with pytest.warns(UserWarning, match="logit_scale='auto' needs validation data"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         clf = AlphaNetClassifier(_fast_base(), n_neighbors=2, validation_fraction=0, random_state=0, **FAST).fit(X, y)
     assert clf.best_epoch_ == 3 and clf.logit_scale_ == 1.0
     assert "valid_score" not in clf.history_[-1]
+    with pytest.warns(UserWarning, match="logit_scale='auto' needs validation data"):
+        clf = AlphaNetClassifier(
+            _fast_base(), n_neighbors=2, logit_scale="auto", validation_fraction=0, random_state=0, **FAST
+        ).fit(X, y)
+    assert clf.logit_scale_ == 1.0
+
+
+def test_default_logit_scale_is_the_papers_and_auto_is_an_option(lt10):
+    X, _, y, _ = lt10
+    assert AlphaNetClassifier().logit_scale == 1.0
+    paper = AlphaNetClassifier(_fast_base(), n_neighbors=2, random_state=0, **FAST).fit(X, y)
+    assert paper.logit_scale_ == 1.0 and paper.net_.module_.logit_scale == 1.0
+    auto = AlphaNetClassifier(_fast_base(), n_neighbors=2, logit_scale="auto", random_state=0, **FAST).fit(X, y)
+    assert 0 < auto.logit_scale_ <= 1.0 and auto.net_.module_.logit_scale == auto.logit_scale_
+
+
+def test_fitted_base_is_the_training_part_model_and_predicts_on_its_own(lt10):
+    """``estimator_`` is AlphaNet's own starting point: same split, same seed, usable for paired comparisons."""
+    from sklearn_lt.utils import tail_safe_validation_split
+
+    X, X_test, y, y_test = lt10
+    clf = AlphaNetClassifier(n_neighbors=3, max_epochs=3, min_epochs=1, random_state=0).fit(X, y)
+    split_seed, base_seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max, size=5)[:2]
+    train, _ = tail_safe_validation_split(np.searchsorted(clf.classes_, y), 0.1, random_state=split_seed)
+    assert len(train) < len(y)
+    alone = LinearClassifier(sampling="class_balanced", random_state=int(base_seed)).fit(X[train], y[train])
+    np.testing.assert_array_equal(clf.estimator_.coef_, alone.coef_)
+    np.testing.assert_array_equal(clf.estimator_.predict(X_test), alone.predict(X_test))
+    few = np.isin(clf.classes_, clf.few_classes_)
+    np.testing.assert_array_equal(clf.coef_[~few], clf.estimator_.coef_[~few])
+    assert (clf.predict(X_test) != clf.estimator_.predict(X_test)).any()
 
 
 def test_frozen_base_is_corrected_not_refitted(lt10):

@@ -182,6 +182,80 @@ def test_learned_temperature():
     assert LearnedNCM(max_epochs=0).fit(X, y).temperature_ is None
 
 
+# ---------------------------------------------------------------- clipping and epoch selection
+
+
+def _plain_sgd(**params):
+    # one unit of lr is one feature unit per step: plain SGD makes each step exactly -lr * (clipped) gradient
+    base = {"feature_scale": 1.0, "lr": 1.0, "momentum": 0.0, "lr_schedule": "constant", "max_epochs": 2}
+    return LearnedNCM(**{**base, **params, "batch_size": 32, "random_state": 0, "device": "cpu"})
+
+
+def test_value_clipping_changes_the_fit_and_bounds_every_entry_of_every_step():
+    X, _, y, _ = _blobs(5, n_classes=6, n_features=5, n_max=80)
+    clip = 1e-3
+    free = _plain_sgd(grad_clip=None).fit(X, y)
+    value = _plain_sgd(grad_clip=clip, clip="value").fit(X, y)
+    norm = _plain_sgd(grad_clip=clip, clip="norm").fit(X, y)
+    n_steps = 2 * -(-len(y) // 32)
+    free_shift = free.centroids_ - free.empirical_centroids_
+    value_shift = value.centroids_ - value.empirical_centroids_
+    norm_shift = norm.centroids_ - norm.empirical_centroids_
+    assert np.abs(free_shift).max() > 2 * n_steps * clip, "the threshold must bind for this test to mean anything"
+    assert np.abs(value_shift).max() <= n_steps * clip * (1 + 1e-5)
+    assert np.linalg.norm(norm_shift) <= n_steps * clip * (1 + 1e-5)
+    assert not np.allclose(value_shift, free_shift) and not np.allclose(value_shift, norm_shift)
+    # a threshold above every gradient entry changes nothing, bit for bit
+    loose = _plain_sgd(grad_clip=10.0, clip="value").fit(X, y)
+    np.testing.assert_array_equal(loose.centroids_, free.centroids_)
+
+
+def test_value_clipping_leaves_the_temperature_gradient_alone():
+    X, _, y, _ = _blobs(6)
+    params = {"learn_temperature": True, "temperature_lr": 0.05}
+    free = _plain_sgd(grad_clip=None, **params).fit(X, y)
+    value = _plain_sgd(grad_clip=1e-12, clip="value", **params).fit(X, y)
+    np.testing.assert_allclose(value.centroids_, value.empirical_centroids_, atol=1e-9)
+    assert not np.allclose(value.temperature_, 1.0)
+    assert not np.allclose(free.centroids_, value.centroids_)
+
+
+def test_multi_ncm_value_clipping_bounds_the_displacement_steps():
+    X, _, y, _ = _blobs(7)
+    base = FrozenEstimator(LearnedNCM(max_epochs=0).fit(X, y))
+    start = MultiNCM(base, n_displacements=3, max_epochs=0, random_state=0).fit(X, y).displacements_
+    plain_sgd = {"momentum": 0.0, "lr_schedule": "constant", "lr": 1.0, "max_epochs": 1, "batch_size": 32}
+    clipped = MultiNCM(base, n_displacements=3, grad_clip=1e-4, random_state=0, **plain_sgd).fit(X, y)
+    n_steps = -(-len(y) // 32)
+    moved = (clipped.displacements_ - start) / clipped.feature_scale_
+    assert 0 < np.abs(moved).max() <= n_steps * 1e-4 * (1 + 1e-4)
+
+
+def test_validation_fraction_keeps_the_best_held_out_epoch():
+    from sklearn_lt.utils import tail_safe_validation_split
+
+    X, X_test, y, _ = _blobs(8, n_classes=6, n_features=4, n_max=150)
+    clf = LearnedNCM(validation_fraction=0.3, random_state=0, max_epochs=6, batch_size=32, device="cpu").fit(X, y)
+    scores = np.array(clf.history_[:, "valid_score"])
+    assert clf.best_epoch_ == np.argmax(scores) + 1 and clf.history_[clf.best_epoch_ - 1, "kept"]
+    # the held-out part: reproduce the split from the fit's random stream, then its balanced accuracy
+    generator = torch.Generator().manual_seed(np.random.RandomState(0).randint(np.iinfo(np.int32).max))
+    seed = int(torch.randint(np.iinfo(np.int32).max, (1,), generator=generator))
+    train, valid = tail_safe_validation_split(y, 0.3, random_state=seed)
+    np.testing.assert_allclose(clf.empirical_centroids_, NearestCentroid().fit(X[train], y[train]).centroids_, atol=1e-5)
+    hits = clf.predict(X[valid]) == y[valid]
+    recall = np.bincount(y[valid], weights=hits) / np.bincount(y[valid])
+    assert np.isclose(recall[np.bincount(y[valid]) > 0].mean(), scores[clf.best_epoch_ - 1])
+    # off by default: all the data, last epoch
+    default = LearnedNCM(random_state=0, max_epochs=6, batch_size=32, device="cpu").fit(X, y)
+    assert default.best_epoch_ == 6 and "valid_score" not in default.history_[-1]
+    assert LearnedNCM(max_epochs=0).fit(X, y).best_epoch_ is None
+    np.testing.assert_allclose(default.empirical_centroids_, NearestCentroid().fit(X, y).centroids_, atol=1e-5)
+    multi = MultiNCM(n_displacements=3, validation_fraction=0.3, random_state=0, max_epochs=3, batch_size=32).fit(X, y)
+    assert 1 <= multi.best_epoch_ <= 3 and len(multi.estimator_.class_counts_) == 6
+    assert multi.estimator_.class_counts_.sum() == len(train)
+
+
 @pytest.mark.parametrize(
     "params, message",
     [
@@ -191,6 +265,9 @@ def test_learned_temperature():
         ({"momentum": 1.0}, r"momentum must be in \[0, 1\)"),
         ({"lr_schedule": "step"}, "lr_schedule='step' is not supported"),
         ({"grad_clip": 0}, "grad_clip must be > 0"),
+        ({"clip": "l2"}, "clip='l2' is not supported"),
+        ({"validation_fraction": 1.0}, r"validation_fraction must be a number in \(0, 1\) or None"),
+        ({"validation_fraction": 0}, r"validation_fraction must be a number in \(0, 1\) or None"),
         ({"sampling": "reversed"}, "sampling='reversed' is not supported"),
         ({"learn_temperature": "yes"}, "learn_temperature must be True or False"),
         ({"max_epochs": -1}, "max_epochs must be an integer >= 0"),

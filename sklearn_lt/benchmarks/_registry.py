@@ -115,7 +115,8 @@ METHODS = {
         baseline="Linear CE",
         paper="Ren et al. 2020",
     ),
-    # --- AlphaNet (Chang et al.): post-hoc correction of the few-class rows of a cRT base
+    # --- AlphaNet (Chang et al.): post-hoc correction of the few-class rows of a cRT base (paper defaults,
+    # logit_scale=1.0); its own base is the fitted estimator_ (same training part), not the "cRT" row
     "AlphaNet (cRT) rho=1": Method(
         lambda rs, dev: _scaled(AlphaNetClassifier(rho=1.0, random_state=rs, device=dev)),
         baseline="cRT",
@@ -131,6 +132,12 @@ METHODS = {
         own_base=_base_estimator,
         own_base_label="own cRT base, 90 % of train",
         acted_on=_alphanet_corrected,
+    ),
+    # option row: the library's logit-scale rule (helps a base that memorised its training data)
+    "AlphaNet (cRT) logit_scale=auto": Method(
+        lambda rs, dev: _scaled(AlphaNetClassifier(rho=1.0, logit_scale="auto", random_state=rs, device=dev)),
+        baseline="cRT",
+        paper="Chang et al. (AlphaNet), sklearn_lt option",
     ),
     # --- Learned NCM (Sharma et al.): learned centroids vs the empirical means; + shared displacements
     "LearnedNCM": Method(

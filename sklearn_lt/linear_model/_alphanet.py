@@ -326,7 +326,8 @@ class AlphaNetClassifier(BaseTorchClassifier):
         Distance between class means (cosine: ``1 - cos``).
     neighbor_selection : {"nearest", "random"}, default="nearest"
         ``"random"`` draws the ``n_neighbors`` base classes at random (the
-        paper's control experiment, Fig. 3).
+        paper's control experiment, Fig. 3) and keeps them in draw order, not
+        sorted by distance, as the authors' code does.
     rho : float, default=1.0
         Class-balanced base draws per few-split sample in each epoch.
     hidden_layer_sizes : tuple of int, default=(32, 32, 32)
@@ -338,16 +339,18 @@ class AlphaNetClassifier(BaseTorchClassifier):
     learn_few_bias : bool, default=False
         Also learn the few classes' biases (initialised at the base's), as
         the earlier paper version describes.
-    logit_scale : "auto" or float, default="auto"
+    logit_scale : float or "auto", default=1.0
         Multiplies the scores inside AlphaNet's training loss (the authors'
-        ``pred_scale``; it does not change predictions). AlphaNet learns from
-        the same samples the base was fitted on; a base that memorised them
-        (training cross-entropy near 0, common on embeddings with more
-        features than rare-class samples) leaves the loss no gradient, and
-        AlphaNet then returns little more than its random start. ``"auto"``
-        picks the ``s <= 1`` at which the base's class-balanced training loss
-        equals its loss on the validation data (1 when it does not over-fit).
-        ``1.0`` is the paper's setting.
+        ``pred_scale``; it does not change predictions). ``1.0`` is the
+        paper's setting. AlphaNet learns from the same samples the base was
+        fitted on; a base that memorised them (training cross-entropy near 0,
+        common on embeddings with more features than rare-class samples)
+        leaves the loss almost no gradient, and AlphaNet then returns little
+        more than its random start. ``"auto"`` (an option of this library,
+        not in the paper) picks the ``s <= 1`` at which the base's
+        class-balanced training loss equals its loss on the validation data
+        (1 when it does not over-fit); see the user guide for where it helps
+        and where it hurts.
     max_epochs : int, default=25
         Training epochs.
     min_epochs : int, default=5
@@ -380,7 +383,11 @@ class AlphaNetClassifier(BaseTorchClassifier):
     Attributes
     ----------
     estimator_ : classifier
-        The fitted base classifier.
+        The fitted base classifier: the model AlphaNet started from, fitted
+        on the same training part (all of ``X`` but the held-out
+        ``validation_fraction``) and usable on its own (``predict``,
+        ``decision_function``). Compare ``estimator_.predict(X_test)`` with
+        ``predict(X_test)`` for AlphaNet's effect on its own base.
     coef_ : ndarray of shape (n_classes, n_features)
         Corrected weights: base rows are the base classifier's, few rows
         ``w_c + alphas_[j] @ W[neighbors]``.
@@ -389,7 +396,8 @@ class AlphaNetClassifier(BaseTorchClassifier):
     few_classes_ : ndarray of shape (n_few,)
         Labels of the corrected (few) classes.
     neighbors_ : ndarray of shape (n_few, n_neighbors)
-        Labels of each few class's base neighbours, nearest first.
+        Labels of each few class's base neighbours, nearest first (in draw
+        order with ``neighbor_selection="random"``).
     neighbor_distances_ : ndarray of shape (n_few, n_neighbors)
         Their distances between class means.
     alphas_ : ndarray of shape (n_few, n_neighbors)
@@ -482,7 +490,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
         hidden_layer_sizes=(32, 32, 32),
         use_own_weights=True,
         learn_few_bias=False,
-        logit_scale="auto",
+        logit_scale=1.0,
         max_epochs=25,
         min_epochs=5,
         batch_size=64,
@@ -698,7 +706,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
         return matched_logit_scale(train_logits, y_fit[rows], valid_scores[:, X_fit.shape[1] :], y_val)
 
     def _find_neighbors(self, X, y, few, base, seed):
-        """Base-class neighbours of each few class, nearest first, and their distances."""
+        """Base-class neighbours of each few class (nearest first, or in random draw order) and their distances."""
         means = class_means(X, y, len(self.classes_))
         if self.metric == "cosine":
             norms = np.linalg.norm(means, axis=1, keepdims=True)
@@ -708,9 +716,11 @@ class AlphaNetClassifier(BaseTorchClassifier):
             dist = cdist(means[few], means[base])
         k = self.n_neighbors
         if self.neighbor_selection == "random":
+            # the paper's control (and the authors' code, which ranks the base classes by random keys) keeps
+            # the random neighbours in draw order: sorting them by distance would tell the MLP which one is
+            # nearest, information the control must not have
             rng = np.random.RandomState(seed)
             order = np.stack([rng.choice(len(base), k, replace=False) for _ in few])
-            order = np.take_along_axis(order, np.argsort(np.take_along_axis(dist, order, 1), 1, kind="stable"), 1)
         else:
             order = np.argsort(dist, axis=1, kind="stable")[:, :k]
         return base[order], np.take_along_axis(dist, order, axis=1)

@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 import torch
 from scipy import sparse
+from skorch.callbacks import Callback, EpochScoring
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
@@ -13,6 +14,7 @@ from torch import nn
 from ..torch._base import BaseTorchClassifier
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
+from ..utils._split import tail_safe_validation_split
 from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
 
 #: ``feature_scale="auto"`` rescales the features so that the median distance of
@@ -21,6 +23,7 @@ AUTO_MEDIAN_DISTANCE = 20.0
 # squared distances below (this * median distance)**2 count as zero: no gradient
 _RELATIVE_DISTANCE_FLOOR = 1e-6
 _LR_SCHEDULES = ("cosine", "constant")
+_CLIPS = ("value", "norm")
 
 
 # --------------------------------------------------------------------------------------
@@ -262,8 +265,12 @@ def _check_training_params(est):
         raise ValueError(f"momentum must be in [0, 1), got {est.momentum!r}.")
     if est.grad_clip is not None:
         check_nonnegative_float("grad_clip", est.grad_clip, positive=True)
+    check_option("clip", est.clip, _CLIPS)
     check_option("lr_schedule", est.lr_schedule, _LR_SCHEDULES)
     check_option("sampling", est.sampling, ("class_balanced", "instance"))
+    frac = est.validation_fraction
+    if frac is not None and (isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0 < frac < 1):
+        raise ValueError(f"validation_fraction must be a number in (0, 1) or None, got {frac!r}.")
 
 
 def _resolve_scale(feature_scale, median_distance):
@@ -280,9 +287,56 @@ def _eps(median_distance, scale):
     return max((_RELATIVE_DISTANCE_FLOOR * median_distance / scale) ** 2, 1e-30)
 
 
+class GradientValueClipping(Callback):
+    """Clamp every entry of the named parameters' gradients to ``[-clip_value, clip_value]``.
+
+    ``torch.nn.utils.clip_grad_value_`` after each backward pass, as in the
+    authors' code (``clip_grad_value_(centroids, 0.1)``). Only parameters whose
+    name is in ``param_names`` are clipped (None: all of them).
+    """
+
+    def __init__(self, clip_value, param_names=None):
+        self.clip_value = clip_value
+        self.param_names = param_names
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        params = [p for name, p in named_parameters if self.param_names is None or name in self.param_names]
+        torch.nn.utils.clip_grad_value_(params, self.clip_value)
+
+
 class _TrainingMixin:
-    def _train(self, module, X, y, sample_weight, generator, optimizer_kwargs):
-        return train_module(
+    # the parameters of the paper's model (the centroids, the displacements): what clip="value" clips
+    _clipped_parameters = ()
+
+    def _split_validation(self, y, generator):
+        """``(train, valid)`` indices when ``validation_fraction`` is set, else ``(None, None)``."""
+        if self.validation_fraction is None:
+            return None, None
+        # drawn only here, so the default fit's random stream is untouched
+        seed = int(torch.randint(np.iinfo(np.int32).max, (1,), generator=generator))
+        train, valid = tail_safe_validation_split(y, float(self.validation_fraction), random_state=seed)
+        if len(valid) == 0:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} holds out no sample (every class is too small); "
+                "raise it or use validation_fraction=None."
+            )
+        return train, valid
+
+    def _train(self, module, X, y, sample_weight, generator, optimizer_kwargs, validation=None):
+        from ..linear_model._alphanet import KeepBestEpoch, validation_balanced_accuracy
+
+        callbacks = []
+        grad_clip = None
+        if self.grad_clip is not None and self.clip == "norm":
+            grad_clip = self.grad_clip
+        elif self.grad_clip is not None:
+            callbacks.append(("grad_clip", GradientValueClipping(float(self.grad_clip), self._clipped_parameters)))
+        if validation is not None:
+            callbacks += [
+                ("valid_score", EpochScoring(validation_balanced_accuracy, lower_is_better=False, name="valid_score")),
+                ("keep_best", KeepBestEpoch("valid_score", min_epochs=1)),
+            ]
+        net = train_module(
             module,
             LogitAdjustedLoss(self.class_counts_, tau=float(self.tau)),
             X,
@@ -294,11 +348,16 @@ class _TrainingMixin:
             lr=float(self.lr),
             optimizer_kwargs={"momentum": float(self.momentum), **optimizer_kwargs},
             lr_schedule=self.lr_schedule,
-            grad_clip=self.grad_clip,
-            callbacks=self.callbacks,
+            grad_clip=grad_clip,
+            callbacks=callbacks + list(self.callbacks or []),
+            valid_data=validation,
             device=self.device_,
             verbose=self.verbose,
         )
+        self.best_epoch_ = self.max_epochs or None
+        if validation is not None:
+            self.best_epoch_ = dict(net.callbacks_)["keep_best"].best_epoch_
+        return net
 
 
 # --------------------------------------------------------------------------------------
@@ -326,7 +385,8 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
     the median distance of a training sample to its class mean is
     ``20`` units, which makes training (step sizes, softmax sharpness, the
     weight of the logit adjustment) identical for ``X`` and ``c * X``; the
-    paper's learning rate 5 is then in those units. ``feature_scale=1.0``,
+    learning rate 5 and ``tau=1/8`` are then in those units, and are the
+    paper's values only in raw units. ``feature_scale=1.0``,
     ``lr_schedule="constant"`` is the paper's model on raw features.
 
     Read more in the :ref:`User Guide <learned_ncm>`.
@@ -336,25 +396,49 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
     tau : float, default=0.125
         Logit-adjustment strength in training (``logit_y + tau * log N_y``);
         ``0`` is plain cross-entropy. Larger values favour the few-shot
-        classes at the expense of the many-shot ones (paper: ``1/8``).
+        classes at the expense of the many-shot ones. The paper's ``1/8``
+        is a value for logits in raw feature units: the adjustment competes
+        with ``-0.5 * ||x - mu_y||``, so with ``feature_scale="auto"`` the
+        same ``tau`` weighs as much as the paper's only where its features
+        happen to have a median within-class distance of about 20.
     max_epochs : int, default=30
         Passes of ``n_samples`` draws each; ``0`` keeps the empirical means.
     batch_size : int, default=256
         Draws per SGD step.
     lr : float, default=5.0
-        SGD learning rate, in units of ``feature_scale_`` (paper: 5).
+        SGD learning rate, in units of ``feature_scale_``. The paper's 5 is
+        a step in raw feature units (the gradient of the distance is a unit
+        vector): it is the paper's value only with ``feature_scale=1.0``.
     momentum : float, default=0.9
         SGD momentum (paper: 0.9).
     grad_clip : float or None, default=0.1
-        Clip the norm of the whole gradient to this value (paper: 0.1,
-        skorch's ``GradientNormClipping``). The gradient is in logit units per
-        feature unit, so the threshold does not depend on the feature scale.
+        Clipping threshold (paper: "gradient clipping above 0.1"); None turns
+        clipping off. The gradient of the batch-mean loss is bounded (each
+        sample moves a centroid by at most a half unit vector) and at the
+        defaults stays far below 0.1: on the bundled data (letter, icd10cm)
+        no step is clipped, so the default fit equals ``grad_clip=None``.
+        It acts with a smaller threshold, or with ``clip="norm"`` and
+        ``learn_temperature=True``, whose temperature gradient exceeds 0.1
+        (on letter, at every step).
+    clip : {"value", "norm"}, default="value"
+        ``"value"`` clamps each entry of the centroid gradient to
+        ``[-grad_clip, grad_clip]`` (``torch.nn.utils.clip_grad_value_``, the
+        authors' later code, where the line is present but commented out;
+        the paper's wording fits it); ``"norm"`` rescales the whole gradient
+        (centroids and temperatures) to norm at most ``grad_clip`` (skorch's
+        ``GradientNormClipping``).
     lr_schedule : {"cosine", "constant"}, default="cosine"
-        Cosine annealing to 0 over ``max_epochs``, or the paper's constant rate.
+        Cosine annealing to 0 over ``max_epochs``, or a constant rate (the
+        authors' code; the paper names no schedule). The selection re-run on
+        validation splits (``benchmarks/select_ncm_defaults.py``) finds
+        ``"constant"`` about one point better; the default is unchanged.
     feature_scale : "auto" or float, default="auto"
         Unit of distance: ``"auto"`` is the median distance of a training
-        sample to its class mean divided by 20; a number fixes it (``1.0``:
-        raw feature units, as in the paper).
+        sample to its class mean divided by 20 (chosen on wordnet draws and
+        re-checked on validation splits of the training data of three data
+        sets by ``benchmarks/select_ncm_defaults.py``: 20 to 40 are best);
+        a number fixes it (``1.0``: raw feature units, where ``lr=5`` and
+        ``tau=1/8`` are the paper's values).
     sampling : {"class_balanced", "instance"}, default="class_balanced"
         How training batches are drawn: each class equally likely per draw
         (paper), or shuffled passes over the data.
@@ -363,6 +447,14 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
         authors' later code: ``-0.5 * ||(x - mu_y) / T||``.
     temperature_lr : float, default=0.005
         Learning rate of the temperatures (authors' code: 0.005).
+    validation_fraction : float in (0, 1) or None, default=None
+        Hold out this share of each class
+        (:func:`~sklearn_lt.utils.tail_safe_validation_split`, which keeps
+        every class in training), train on the rest and keep the epoch with
+        the best balanced accuracy on the held-out part, as the authors'
+        code keeps the best validation epoch. The paper does not mention
+        model selection, so None (train on everything, keep the last epoch)
+        is the default.
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net.
     device : str, default="auto"
@@ -383,6 +475,9 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
         Unit of distance of the logits.
     temperature_ : ndarray of shape (n_features,) or None
         Learned per-feature temperatures (``None`` unless ``learn_temperature``).
+    best_epoch_ : int or None
+        Epoch (1-based) whose centroids were kept: ``max_epochs`` without
+        ``validation_fraction``; None when no epoch ran.
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     class_counts_ : ndarray of shape (n_classes,)
@@ -438,11 +533,13 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
         lr=5.0,
         momentum=0.9,
         grad_clip=0.1,
+        clip="value",
         lr_schedule="cosine",
         feature_scale="auto",
         sampling="class_balanced",
         learn_temperature=False,
         temperature_lr=0.005,
+        validation_fraction=None,
         callbacks=None,
         device="auto",
         random_state=None,
@@ -454,11 +551,13 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
         self.lr = lr
         self.momentum = momentum
         self.grad_clip = grad_clip
+        self.clip = clip
         self.lr_schedule = lr_schedule
         self.feature_scale = feature_scale
         self.sampling = sampling
         self.learn_temperature = learn_temperature
         self.temperature_lr = temperature_lr
+        self.validation_fraction = validation_fraction
         self.callbacks = callbacks
         self.device = device
         self.random_state = random_state
@@ -472,7 +571,14 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
         if not isinstance(self.feature_scale, str):
             _resolve_scale(self.feature_scale, 1.0)
 
+    _clipped_parameters = ("shift",)
+
     def _fit_net(self, X, y, sample_weight, generator):
+        train, valid = self._split_validation(y, generator)
+        validation = None
+        if train is not None:
+            validation = (X[valid], y[valid])
+            X, y, sample_weight = X[train], y[train], sample_weight[train]
         self.empirical_centroids_ = _class_means(X, y, len(self.classes_), sample_weight)
         median = _median_distance(X, y, self.empirical_centroids_, sample_weight)
         self.feature_scale_ = _resolve_scale(self.feature_scale, median)
@@ -485,7 +591,7 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
         extra = {}
         if self.learn_temperature:
             extra["param_groups"] = [("temperature", {"lr": float(self.temperature_lr)})]
-        return self._train(module, X, y, sample_weight, generator, extra)
+        return self._train(module, X, y, sample_weight, generator, extra, validation)
 
     def _after_fit(self):
         module = self.net_.module_
@@ -540,15 +646,25 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
     batch_size : int, default=256
         Draws per SGD step.
     lr : float, default=5.0
-        SGD learning rate, in units of ``feature_scale_``.
+        SGD learning rate, in units of ``feature_scale_`` (the paper's 5 is
+        in raw feature units, see :class:`LearnedNCM`).
     momentum : float, default=0.9
         SGD momentum.
     grad_clip : float or None, default=0.1
-        Clip the gradient norm.
+        Clipping threshold (paper: 0.1); inactive at the defaults on the
+        bundled data, see :class:`LearnedNCM`.
+    clip : {"value", "norm"}, default="value"
+        Clamp each entry of the displacement gradient, or rescale the whole
+        gradient's norm.
     lr_schedule : {"cosine", "constant"}, default="cosine"
         Learning-rate schedule.
     sampling : {"class_balanced", "instance"}, default="class_balanced"
         How training batches are drawn.
+    validation_fraction : float in (0, 1) or None, default=None
+        Hold out this share of each class, fit ``estimator`` and the
+        displacements on the rest, and keep the displacement epoch with the
+        best balanced accuracy on the held-out part (see
+        :class:`LearnedNCM`; off by default, the paper is silent).
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net.
     device : str, default="auto"
@@ -570,6 +686,9 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
         Unit of distance (the estimator's, or chosen as in ``LearnedNCM``).
     temperature_ : ndarray of shape (n_features,) or None
         Per-feature temperatures taken from the estimator, if any.
+    best_epoch_ : int or None
+        Displacement epoch kept (``max_epochs`` without
+        ``validation_fraction``).
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     class_counts_ : ndarray of shape (n_classes,)
@@ -621,8 +740,10 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
         lr=5.0,
         momentum=0.9,
         grad_clip=0.1,
+        clip="value",
         lr_schedule="cosine",
         sampling="class_balanced",
+        validation_fraction=None,
         callbacks=None,
         device="auto",
         random_state=None,
@@ -637,8 +758,10 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
         self.lr = lr
         self.momentum = momentum
         self.grad_clip = grad_clip
+        self.clip = clip
         self.lr_schedule = lr_schedule
         self.sampling = sampling
+        self.validation_fraction = validation_fraction
         self.callbacks = callbacks
         self.device = device
         self.random_state = random_state
@@ -676,7 +799,14 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
             )
         return base
 
+    _clipped_parameters = ("displacements",)
+
     def _fit_net(self, X, y, sample_weight, generator):
+        train, valid = self._split_validation(y, generator)
+        validation = None
+        if train is not None:
+            validation = (X[valid], y[valid])
+            X, y, sample_weight = X[train], y[train], sample_weight[train]
         self.estimator_ = self._fit_base(X, y, sample_weight)
         self.centroids_ = np.asarray(self.estimator_.centroids_, dtype=np.float64)
         temperature = getattr(self.estimator_, "temperature_", None)
@@ -691,7 +821,7 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
         module = MultiNCMModule(
             self.centroids_, init.numpy(), self.feature_scale_, _eps(median, self.feature_scale_), self.temperature_
         )
-        return self._train(module, X, y, sample_weight, generator, {})
+        return self._train(module, X, y, sample_weight, generator, {}, validation)
 
     def _after_fit(self):
         module = self.net_.module_
