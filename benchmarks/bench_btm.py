@@ -239,7 +239,8 @@ def markdown(rows, times, submodels, datasets, seeds, quick, speed_rows, elapsed
         out = out[:4]
     for name in datasets:
         out += [f"## {name}", ""]
-        header = "| model | " + " | ".join(label for _, label in METRICS) + " | paired ΔH | paired ΔG | paired ΔAcc | fit s |"
+        header = ("| model | " + " | ".join(label for _, label in METRICS)
+                  + " | paired ΔH | paired ΔG | paired ΔAcc | fit s |")
         out += [header, "|" + "---|" * (len(METRICS) + 5)]
         for label in row_labels():
             rs = rows[(name, label)]

@@ -130,8 +130,8 @@ def markdown(records, argv_line, elapsed):
                 row = [f"{vals[k].mean():.1f} ± {vals[k].std():.1f}" for k in ("H", "G", "Acc")]
                 base_post = post if post in POST_TRAININGS else None
                 if setting != "baseline (no BTM)" and base_post:
-                    base = sorted((r for r in rs if r["finetuning"] == "baseline (no BTM)" and r["post_training"] == post),
-                                  key=lambda r: r["seed"])
+                    base = [r for r in rs if r["finetuning"] == "baseline (no BTM)" and r["post_training"] == post]
+                    base.sort(key=lambda r: r["seed"])
                     diffs = {k: vals[k] - np.array([b[k] for b in base]) for k in ("H", "G", "Acc")}
                     row += [f"{diffs[k].mean():+.1f} ± {diffs[k].std():.1f}" for k in ("H", "G", "Acc")]
                     row.append(f"{int((diffs['H'] > 0).sum())}/{len(cell)}")

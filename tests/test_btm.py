@@ -9,8 +9,8 @@ from sklearn.base import clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression, RidgeClassifier, SGDClassifier
-from sklearn.svm import SVC
 from sklearn.model_selection import GridSearchCV
+from sklearn.svm import SVC
 from skorch import NeuralNetClassifier
 from torch import nn
 
@@ -370,4 +370,5 @@ def test_fc_stage_retrains_only_the_final_layer_with_cross_entropy_before_finetu
     # fine-tuning starts from the FC stage's model, not the pre-trained one
     no_fc = BalancedUndersampleMerger(FrozenEstimator(pre), validation_fraction=0.2, random_state=0, **FAST).fit(X, y)
     assert no_fc.fc_estimator_ is None and no_fc.fc_history_ is None
-    assert not np.allclose(logits(btm, btm.finetuned_estimators_[0], X), logits(no_fc, no_fc.finetuned_estimators_[0], X))
+    first, first_no_fc = btm.finetuned_estimators_[0], no_fc.finetuned_estimators_[0]
+    assert not np.allclose(logits(btm, first, X), logits(no_fc, first_no_fc, X))
