@@ -10,6 +10,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression, RidgeClassifier, SGDClassifier
 from sklearn.model_selection import GridSearchCV
+from sklearn.svm import SVC
 from skorch import NeuralNetClassifier
 from torch import nn
 
@@ -87,8 +88,9 @@ def test_estimator_subsets_come_from_the_training_part(small_lt):
         LinearClassifier(max_epochs=5),
         LogisticRegression(max_iter=200),
         SGDClassifier(loss="log_loss", max_iter=20, tol=None),
+        RidgeClassifier(),
     ],
-    ids=["LinearClassifier", "LogisticRegression", "SGDClassifier"],
+    ids=["LinearClassifier", "LogisticRegression", "SGDClassifier", "RidgeClassifier"],
 )
 def test_linear_model_merged_logits_are_the_average_of_the_submodels_logits(small_lt, estimator):
     X, X_test, y, _ = small_lt
@@ -230,7 +232,7 @@ def test_skorch_net_ending_in_softmax_is_rejected(small_lt):
     "estimator, match",
     [
         (RandomForestClassifier(n_estimators=3), "cannot fine-tune and merge a RandomForestClassifier"),
-        (RidgeClassifier(), "cannot fine-tune and merge a RidgeClassifier"),
+        (SVC(), "cannot fine-tune and merge a SVC"),
         (LWSClassifier(max_epochs=1), "does not end in a torch.nn.Linear layer"),
     ],
 )
@@ -250,6 +252,7 @@ def test_unsupported_models_get_a_clear_error(small_lt, estimator, match):
         ({"validation_fraction": 1.0}, r"validation_fraction must be in \(0, 1\)"),
         ({"post_train_sampling": "reversed"}, "post_train_sampling='reversed' is not supported"),
         ({"finetune_batch_size": 1}, "finetune_batch_size must be an integer >= 2"),
+        ({"fc_epochs": -1}, "fc_epochs must be an integer >= 0"),
         ({"soup_scoring": "no_such_metric", "merge": "greedy_soup", "validation_fraction": 0.2}, "no_such_metric"),
     ],
 )
@@ -279,7 +282,8 @@ def test_balanced_finetuning_and_merging_lift_the_worst_classes_on_letter(letter
     X, X_test, y, y_test = letter_lt
     pre = MLPHeadClassifier(hidden_layer_sizes=(128,), max_epochs=20, random_state=0).fit(X, y)
     btm = BalancedUndersampleMerger(
-        FrozenEstimator(pre), n_subsets=5, finetune_lr=0.02, post_train=False, random_state=0
+        FrozenEstimator(pre), n_subsets=5, finetune_lr=0.02, finetune_batch_size="auto", post_train=False,
+        random_state=0,
     ).fit(X, y)
 
     def g_and_h(model):
@@ -310,10 +314,61 @@ def test_mixup_loss_and_finetuning(small_lt):
     assert not np.allclose(plain.decision_function(X_test), mixed.decision_function(X_test))
 
 
-def test_sklearn_linear_post_training_is_class_balanced(small_lt):
+def test_sklearn_linear_model_btm_is_not_its_baseline(small_lt):
+    """Regression: a warm-started refit converged to the subset's, then the full data's optimum whatever the
+    start, so BTM on LogisticRegression returned its baseline (logits within 0.014, same predictions)."""
     X, X_test, y, _ = small_lt
-    btm = BalancedUndersampleMerger(LogisticRegression(tol=1e-10, max_iter=5000), n_subsets=0, random_state=0).fit(X, y)
-    balanced = clone(btm.pretrained_estimator_).fit(X, y, sample_weight=(len(y) / (6 * np.bincount(y)))[y])
-    # the same convex problem from another start: equal to the solver's precision
-    np.testing.assert_allclose(btm.decision_function(X_test), balanced.decision_function(X_test), atol=0.05)
-    assert not np.allclose(btm.decision_function(X_test), btm.pretrained_estimator_.decision_function(X_test), atol=0.5)
+    params = {"finetune_lr": 0.02, "finetune_batch_size": "auto", "random_state": 0}
+    btm = BalancedUndersampleMerger(LogisticRegression(), **params).fit(X, y)
+    base = BalancedUndersampleMerger(LogisticRegression(), n_subsets=0, **params).fit(X, y)
+    assert np.abs(btm.decision_function(X_test) - base.decision_function(X_test)).max() > 1.0
+    assert np.mean(btm.predict(X_test) != base.predict(X_test)) > 0.05
+
+
+@pytest.mark.parametrize("n_classes", [2, 6])
+def test_sklearn_linear_model_stages_start_from_the_previous_weights(small_lt, n_classes):
+    """Fine-tuning and post-training are SGD steps from the previous stage's coef_ and intercept_: with a zero
+    learning rate they change nothing (a refit would land on the optimum instead)."""
+    X, X_test, y, _ = small_lt
+    keep = y < n_classes
+    X, y = X[keep], y[keep]
+    pre = LogisticRegression().fit(X, y)
+    still = BalancedUndersampleMerger(FrozenEstimator(pre), finetune_lr=0.0, post_train_lr=0.0, **FAST).fit(X, y)
+    for model in [*still.finetuned_estimators_, still.merged_estimator_, still.estimator_]:
+        assert model.coef_.shape == pre.coef_.shape and model.coef_.dtype == pre.coef_.dtype
+        np.testing.assert_allclose(model.decision_function(X_test), pre.decision_function(X_test), rtol=1e-5, atol=1e-5)
+    moved = BalancedUndersampleMerger(
+        FrozenEstimator(pre), finetune_lr=0.05, finetune_batch_size=8, post_train_lr=0.0, random_state=0, **FAST
+    ).fit(X, y)
+    np.testing.assert_allclose(moved.decision_function(X_test), moved.merged_estimator_.decision_function(X_test),
+                               rtol=1e-5, atol=1e-5)
+    assert not np.allclose(moved.merged_estimator_.decision_function(X_test), pre.decision_function(X_test), atol=0.05)
+    assert len(moved.post_train_history_) == FAST["post_train_epochs"]
+    assert all(len(h) == FAST["finetune_epochs"] for h in moved.finetune_histories_)
+
+
+# ---------------------------------------------------------------- the paper's "FC" stage
+
+
+def test_fc_stage_retrains_only_the_final_layer_with_cross_entropy_before_finetuning(small_lt):
+    X, _, y, _ = small_lt
+    pre = small_mlp(loss="balanced_softmax", random_state=0).fit(X, y)
+    btm = BalancedUndersampleMerger(
+        FrozenEstimator(pre), fc_epochs=3, validation_fraction=0.2, random_state=0, **FAST
+    ).fit(X, y)
+    assert len(btm.fc_history_) == 3
+    assert btm.validation_scores_["model"][:2] == ["pretrained", "fc"]
+    fc = btm.fc_estimator_.net_.module_.state_dict()
+    for key, value in pre.net_.module_.state_dict().items():
+        if key.startswith("body."):
+            torch.testing.assert_close(fc[key], value, rtol=0, atol=0)
+    assert not torch.equal(fc["classifier.weight"], pre.net_.module_.state_dict()["classifier.weight"])
+    # a balanced-softmax model predicts rare classes more often than after cross-entropy re-training
+    X_train = X[np.setdiff1d(np.arange(len(y)), btm.validation_indices_)]
+    rare = np.bincount(y).argmin()
+    assert np.mean(pre.predict(X_train) == rare) >= np.mean(btm.fc_estimator_.predict(X_train) == rare)
+    # fine-tuning starts from the FC stage's model, not the pre-trained one
+    no_fc = BalancedUndersampleMerger(FrozenEstimator(pre), validation_fraction=0.2, random_state=0, **FAST).fit(X, y)
+    assert no_fc.fc_estimator_ is None and no_fc.fc_history_ is None
+    first, first_no_fc = btm.finetuned_estimators_[0], no_fc.finetuned_estimators_[0]
+    assert not np.allclose(logits(btm, first, X), logits(no_fc, first_no_fc, X))
