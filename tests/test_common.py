@@ -10,7 +10,7 @@ from sklearn.metrics import make_scorer
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 from sklearn_lt.metrics import harmonic_mean_recall
 from sklearn_lt.utils import all_estimators
@@ -27,6 +27,13 @@ def test_all_estimators_found():
     names = {name for name, _ in all_estimators()}
     assert {"LinearClassifier", "TauNormalizedClassifier", "LWSClassifier"} <= names
     assert not any(name.startswith("Base") for name in names)
+
+
+@pytest.mark.parametrize("estimator", INSTANCES, ids=lambda e: type(e).__name__)
+def test_every_parameter_is_validated(estimator):
+    """Every constructor parameter is declared in ``_parameter_constraints`` and a bad value or type
+    raises scikit-learn's ``InvalidParameterError`` naming it, before any training."""
+    check_param_validation(type(estimator).__name__, estimator)
 
 
 @parametrize_with_checks(INSTANCES, expected_failed_checks=expected_failed_checks)

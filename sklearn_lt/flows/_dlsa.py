@@ -1,11 +1,13 @@
 """DLSA: dynamic label space adjustment by a cascade of Gaussian-mixture flow filters (Xu et al., ECCV 2022)."""
 
 import math
+import numbers
 
 import numpy as np
 import torch
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.utils import noop
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from torch.nn import functional as F
@@ -16,7 +18,8 @@ from ..torch._data import ShuffledBatchSampler
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import train_module
 from ..utils._split import tail_safe_validation_split
-from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
+from ..utils import _param_constraints as pc
+from ..utils._validation import check_positive_int
 from ._modules import ClusterAidedClassifier, GaussianMixtureFlow
 
 #: head/tail border of the paper's separation diagnostic (Fig. 2 and 7): a tail class has at most 50 samples
@@ -350,6 +353,28 @@ class DLSAClassifier(BaseTorchClassifier):
 
     _test_params = {"flow_max_epochs": 2, "max_epochs": 20}
 
+    _parameter_constraints: dict = {
+        "n_filters": pc.EPOCHS,
+        "n_clusters": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "filter_fraction": pc.FRACTION,
+        "q": pc.NONNEGATIVE_REAL,
+        "lambda_mle": pc.NONNEGATIVE_REAL,
+        "lambda_bal": pc.NONNEGATIVE_REAL,
+        "lambda_pure": pc.NONNEGATIVE_REAL,
+        "eta": pc.FRACTION,
+        "center_std": [StrOptions({"auto"}), *pc.POSITIVE_REAL],
+        "stage_prior": [StrOptions({"global", "subset"})],
+        "flow_max_epochs": pc.EPOCHS,
+        "flow_batch_size": pc.POSITIVE_INT,
+        "flow_lr": pc.NONNEGATIVE_REAL,
+        "max_epochs": pc.EPOCHS,
+        "batch_size": pc.POSITIVE_INT,
+        "lr": pc.NONNEGATIVE_REAL,
+        "weight_decay": pc.NONNEGATIVE_REAL,
+        "validation_fraction": pc.FRACTION,
+        **pc.TORCH_COMMON,
+    }
+
     def __init__(
         self,
         *,
@@ -398,24 +423,6 @@ class DLSAClassifier(BaseTorchClassifier):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ checks
-    def _check_params(self):
-        check_positive_int("n_filters", self.n_filters, minimum=0)
-        if not (isinstance(self.n_clusters, str) and self.n_clusters == "auto"):
-            check_positive_int("n_clusters", self.n_clusters)
-        for name in ("filter_fraction", "eta", "validation_fraction"):
-            value = check_nonnegative_float(name, getattr(self, name))
-            if value >= 1:
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
-        for name in ("q", "lambda_mle", "lambda_bal", "lambda_pure", "lr", "weight_decay", "flow_lr"):
-            check_nonnegative_float(name, getattr(self, name))
-        if not (isinstance(self.center_std, str) and self.center_std == "auto"):
-            check_nonnegative_float("center_std", self.center_std, positive=True)
-        check_option("stage_prior", self.stage_prior, ("global", "subset"))
-        check_positive_int("flow_max_epochs", self.flow_max_epochs, minimum=0)
-        check_positive_int("flow_batch_size", self.flow_batch_size)
-        check_positive_int("max_epochs", self.max_epochs, minimum=0)
-        check_positive_int("batch_size", self.batch_size)
-
     # ------------------------------------------------------------------ fit
     def _train_classifier(self, module, prior_counts, features, y, sample_weight, valid, generator):
         callbacks = [_keep_best_on_validation()] if valid is not None else None

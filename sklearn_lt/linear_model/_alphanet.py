@@ -8,7 +8,9 @@ import torch
 from scipy.optimize import brentq
 from scipy.spatial.distance import cdist
 from skorch.callbacks import Callback, EpochScoring
+from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import validate_data
 from torch import nn
 from torch.utils.data import Sampler
@@ -20,7 +22,8 @@ from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, train_module
 from ..utils._long_tail import MANY_SHOT_THRESHOLD, shot_groups
 from ..utils._split import tail_safe_validation_split
-from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
+from ..utils import _param_constraints as pc
+from ..utils._validation import check_positive_int
 from ._linear import LinearClassifier
 from ._posthoc import fit_base_linear
 
@@ -470,6 +473,27 @@ class AlphaNetClassifier(BaseTorchClassifier):
         "and AlphaNet): integer weights equal repetition only in expectation",
     }
 
+    _parameter_constraints: dict = {
+        "estimator": pc.BASE_ESTIMATOR,
+        "few_threshold": pc.POSITIVE_INT,
+        "n_neighbors": pc.POSITIVE_INT,
+        "metric": [StrOptions({"euclidean", "cosine"})],
+        "neighbor_selection": [StrOptions({"nearest", "random"})],
+        "rho": pc.NONNEGATIVE_REAL,
+        "hidden_layer_sizes": [tuple, list],
+        "use_own_weights": ["boolean"],
+        "learn_few_bias": ["boolean"],
+        "logit_scale": [StrOptions({"auto"}), *pc.POSITIVE_REAL],
+        "max_epochs": pc.EPOCHS,
+        "min_epochs": pc.POSITIVE_INT,
+        "batch_size": pc.POSITIVE_INT,
+        "lr": pc.NONNEGATIVE_REAL,
+        "weight_decay": pc.NONNEGATIVE_REAL,
+        "validation_fraction": pc.FRACTION,
+        "scoring": [StrOptions(set(_SCORINGS))],
+        **pc.TORCH_COMMON,
+    }
+
     def __init__(
         self,
         estimator=None,
@@ -516,32 +540,12 @@ class AlphaNetClassifier(BaseTorchClassifier):
         self.verbose = verbose
 
     def _check_params(self):
-        check_positive_int("few_threshold", self.few_threshold)
-        check_positive_int("n_neighbors", self.n_neighbors)
-        check_option("metric", self.metric, ("euclidean", "cosine"))
-        check_option("neighbor_selection", self.neighbor_selection, ("nearest", "random"))
-        check_nonnegative_float("rho", self.rho)
+        # the elements of a tuple are beyond what the constraints can state
         sizes = self.hidden_layer_sizes
-        if (
-            not isinstance(sizes, (tuple, list))
-            or len(sizes) == 0
-            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in sizes)
+        if len(sizes) == 0 or not all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in sizes
         ):
             raise ValueError(f"hidden_layer_sizes must be a non-empty tuple of positive ints, got {sizes!r}.")
-        check_positive_int("max_epochs", self.max_epochs, minimum=0)
-        check_positive_int("min_epochs", self.min_epochs)
-        check_positive_int("batch_size", self.batch_size)
-        check_nonnegative_float("lr", self.lr)
-        check_nonnegative_float("weight_decay", self.weight_decay)
-        frac = self.validation_fraction
-        if isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0 <= frac < 1:
-            raise ValueError(f"validation_fraction must be a number in [0, 1), got {frac!r}.")
-        check_option("scoring", self.scoring, tuple(_SCORINGS))
-        scale = self.logit_scale
-        if not (isinstance(scale, str) and scale == "auto") and (
-            isinstance(scale, (str, bool)) or not isinstance(scale, numbers.Real) or not 0 < scale < np.inf
-        ):
-            raise ValueError(f"logit_scale must be 'auto' or a positive number, got {scale!r}.")
 
     def _validate_val(self, X_val, y_val):
         if (X_val is None) != (y_val is None):
@@ -560,6 +564,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
             )
         return np.asarray(X_val, dtype=np.float32), np.searchsorted(self.classes_, y_val).astype(np.int64)
 
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None):
         """Fit the base classifier (unless frozen), then learn the few-class corrections.
 

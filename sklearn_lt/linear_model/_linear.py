@@ -1,12 +1,13 @@
 """Linear classifiers on features trained through the library's torch core (the decoupling baselines)."""
 
-import numpy as np
+from sklearn.utils._param_validation import HasMethods
 from torch import nn
 
 from ..torch._base import BaseTorchClassifier
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
-from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
+from ..utils import _param_constraints as pc
+from ..utils._validation import check_nonnegative_float, check_option
 
 LOSSES = ("cross_entropy", "balanced_softmax", "logit_adjusted")
 
@@ -51,7 +52,7 @@ class LinearClassifier(BaseTorchClassifier):
     weight_decay : float, default=1e-4
         L2 penalty of the optimizer.
     momentum : float, default=0.9
-        SGD momentum (ignored by Adam/AdamW).
+        SGD momentum in [0, 1) (ignored by Adam/AdamW).
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net (e.g. ``EarlyStopping``).
     augmenter : object, default=None
@@ -104,6 +105,21 @@ class LinearClassifier(BaseTorchClassifier):
     True
     """
 
+    _parameter_constraints: dict = {
+        "loss": pc.LOSSES,
+        "tau": pc.NONNEGATIVE_REAL,
+        "sampling": pc.SAMPLINGS,
+        "max_epochs": pc.EPOCHS,
+        "batch_size": pc.POSITIVE_INT,
+        "optimizer": pc.OPTIMIZERS,
+        "lr": pc.NONNEGATIVE_REAL,
+        "weight_decay": pc.NONNEGATIVE_REAL,
+        "momentum": pc.MOMENTUM,
+        "callbacks": pc.CALLBACKS,
+        "augmenter": [HasMethods(["make_train_batch_hook"]), None],
+        **pc.TORCH_COMMON,
+    }
+
     def __init__(
         self,
         *,
@@ -139,10 +155,6 @@ class LinearClassifier(BaseTorchClassifier):
 
     def _check_params(self):
         self._tau = loss_tau(self.loss, self.tau)
-        check_positive_int("max_epochs", self.max_epochs, minimum=0)
-        check_positive_int("batch_size", self.batch_size)
-        check_nonnegative_float("lr", self.lr)
-        check_nonnegative_float("weight_decay", self.weight_decay)
 
     def _optimizer_kwargs(self):
         kwargs = {"weight_decay": self.weight_decay}

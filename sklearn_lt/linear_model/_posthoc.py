@@ -2,13 +2,12 @@
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 
 from ..torch._base import BaseTorchClassifier, ClassifierOutputMixin, validate_classification_data
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
-from ..utils._validation import check_nonnegative_float, check_positive_int
+from ..utils import _param_constraints as pc
 from ._utils import linear_weights
 
 
@@ -96,12 +95,21 @@ class TauNormalizedClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstima
         "is trained by stochastic mini-batches; weights equal repetition only in expectation",
     }
 
+    _parameter_constraints: dict = {
+        "estimator": pc.BASE_ESTIMATOR,
+        "tau": pc.NONNEGATIVE_REAL,
+        "keep_intercept": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, estimator=None, *, tau=1.0, keep_intercept=False, random_state=None):
         self.estimator = estimator
         self.tau = tau
         self.keep_intercept = keep_intercept
         self.random_state = random_state
 
+    # the base estimator validates its own parameters when fitted
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None):
         """Fit the base classifier and normalise its weights.
 
@@ -117,10 +125,9 @@ class TauNormalizedClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstima
         self : object
         """
         X, _, _ = validate_classification_data(self, X, y, sample_weight)
-        tau = check_nonnegative_float("tau", self.tau)
         self.estimator_, W, b = fit_base_linear(self, X, y, sample_weight)
         norms = np.linalg.norm(W, axis=1, keepdims=True)
-        self.coef_ = W / np.maximum(norms, np.finfo(np.float64).tiny) ** tau
+        self.coef_ = W / np.maximum(norms, np.finfo(np.float64).tiny) ** float(self.tau)
         self.intercept_ = b if self.keep_intercept else np.zeros_like(b)
         return self
 
@@ -203,6 +210,15 @@ class LWSClassifier(BaseTorchClassifier):
     (10,)
     """
 
+    _parameter_constraints: dict = {
+        "estimator": pc.BASE_ESTIMATOR,
+        "sampling": pc.SAMPLINGS,
+        "max_epochs": pc.EPOCHS,
+        "batch_size": pc.POSITIVE_INT,
+        "lr": pc.NONNEGATIVE_REAL,
+        **pc.TORCH_COMMON,
+    }
+
     def __init__(
         self,
         estimator=None,
@@ -223,11 +239,6 @@ class LWSClassifier(BaseTorchClassifier):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
-
-    def _check_params(self):
-        check_positive_int("max_epochs", self.max_epochs, minimum=0)
-        check_positive_int("batch_size", self.batch_size)
-        check_nonnegative_float("lr", self.lr)
 
     def _fit_net(self, X, y, sample_weight, generator):
         self.estimator_, W, b = fit_base_linear(self, X, self.classes_[y], sample_weight)

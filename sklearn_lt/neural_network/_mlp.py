@@ -2,14 +2,15 @@
 
 import numbers
 
-import torch
+from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from ..linear_model._linear import loss_tau
 from ..torch._base import BaseTorchClassifier
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import has_batch_norm, make_train_sampler, train_module
-from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
+from ..utils import _param_constraints as pc
+from ..utils._validation import check_positive_int
 
 # why sklearn's check_methods_subset_invariance fails for float32 networks with a hidden layer
 FLOAT32_SUBSET_REASON = (
@@ -190,6 +191,25 @@ class MLPHeadClassifier(BaseTorchClassifier):
         "check_methods_subset_invariance": FLOAT32_SUBSET_REASON,
     }
 
+    _parameter_constraints: dict = {
+        # tuple/list of positive ints, or one int; the elements are checked in ``fit``
+        "hidden_layer_sizes": [tuple, list, Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_norm": ["boolean"],
+        "activation": [StrOptions(set(_ACTIVATIONS))],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "loss": pc.LOSSES,
+        "tau": pc.NONNEGATIVE_REAL,
+        "sampling": pc.SAMPLINGS,
+        "max_epochs": pc.EPOCHS,
+        "batch_size": pc.POSITIVE_INT,
+        "optimizer": pc.OPTIMIZERS,
+        "lr": pc.NONNEGATIVE_REAL,
+        "weight_decay": pc.NONNEGATIVE_REAL,
+        "momentum": pc.MOMENTUM,
+        "callbacks": pc.CALLBACKS,
+        **pc.TORCH_COMMON,
+    }
+
     def __init__(
         self,
         hidden_layer_sizes=(256,),
@@ -232,18 +252,9 @@ class MLPHeadClassifier(BaseTorchClassifier):
     def _check_params(self):
         self._hidden = check_hidden_layer_sizes(self.hidden_layer_sizes)
         self._tau = loss_tau(self.loss, self.tau)
-        check_option("activation", self.activation, tuple(_ACTIVATIONS))
-        check_option("sampling", self.sampling, ("instance", "class_balanced"))
-        if not isinstance(self.batch_norm, (bool, numbers.Integral)):
-            raise ValueError(f"batch_norm must be True or False, got {self.batch_norm!r}.")
-        dropout = check_nonnegative_float("dropout", self.dropout)
-        if dropout >= 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
-        check_positive_int("max_epochs", self.max_epochs, minimum=0)
-        check_positive_int("batch_size", self.batch_size, minimum=2 if (self.batch_norm and self._hidden) else 1)
-        check_nonnegative_float("lr", self.lr)
-        check_nonnegative_float("weight_decay", self.weight_decay)
-        check_nonnegative_float("momentum", self.momentum)
+        if self.batch_norm and self._hidden:
+            # batch norm cannot train on a batch of one: a cross-parameter rule the constraints cannot state
+            check_positive_int("batch_size", self.batch_size, minimum=2)
 
     def _fit_net(self, X, y, sample_weight, generator):
         module = MLPHead(

@@ -7,20 +7,37 @@ import numpy as np
 import torch
 from scipy import sparse
 from sklearn.base import clone
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ..torch._base import BaseTorchClassifier
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
-from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
+from ..utils import _param_constraints as pc
+from ..utils._validation import check_nonnegative_float, check_option
+
+_LR_SCHEDULES = ("cosine", "constant")
+
+# the training parameters LearnedNCM and MultiNCM share
+_TRAINING_CONSTRAINTS = {
+    "tau": pc.NONNEGATIVE_REAL,
+    "max_epochs": pc.EPOCHS,
+    "batch_size": pc.POSITIVE_INT,
+    "lr": pc.NONNEGATIVE_REAL,
+    "momentum": pc.MOMENTUM,
+    "grad_clip": pc.POSITIVE_REAL + [None],
+    "lr_schedule": [StrOptions(set(_LR_SCHEDULES))],
+    "sampling": pc.SAMPLINGS,
+    "callbacks": pc.CALLBACKS,
+    **pc.TORCH_COMMON,
+}
 
 #: ``feature_scale="auto"`` rescales the features so that the median distance of
 #: a training sample to its class mean becomes this many units (see LearnedNCM).
 AUTO_MEDIAN_DISTANCE = 20.0
 # squared distances below (this * median distance)**2 count as zero: no gradient
 _RELATIVE_DISTANCE_FLOOR = 1e-6
-_LR_SCHEDULES = ("cosine", "constant")
 
 
 # --------------------------------------------------------------------------------------
@@ -252,20 +269,6 @@ def _min_half_distances(X, centroids, scale, temperature=None, displacements=Non
 # --------------------------------------------------------------------------------------
 
 
-def _check_training_params(est):
-    check_nonnegative_float("tau", est.tau)
-    check_positive_int("max_epochs", est.max_epochs, minimum=0)
-    check_positive_int("batch_size", est.batch_size)
-    check_nonnegative_float("lr", est.lr)
-    momentum = check_nonnegative_float("momentum", est.momentum)
-    if momentum >= 1:
-        raise ValueError(f"momentum must be in [0, 1), got {est.momentum!r}.")
-    if est.grad_clip is not None:
-        check_nonnegative_float("grad_clip", est.grad_clip, positive=True)
-    check_option("lr_schedule", est.lr_schedule, _LR_SCHEDULES)
-    check_option("sampling", est.sampling, ("class_balanced", "instance"))
-
-
 def _resolve_scale(feature_scale, median_distance):
     if isinstance(feature_scale, str):
         check_option("feature_scale", feature_scale, ("auto",))
@@ -429,6 +432,13 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
 
     _test_params = {"max_epochs": 2, "batch_size": 32}
 
+    _parameter_constraints: dict = {
+        **_TRAINING_CONSTRAINTS,
+        "feature_scale": [StrOptions({"auto"}), *pc.POSITIVE_REAL],
+        "learn_temperature": ["boolean"],
+        "temperature_lr": pc.NONNEGATIVE_REAL,
+    }
+
     def __init__(
         self,
         *,
@@ -463,14 +473,6 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
-
-    def _check_params(self):
-        _check_training_params(self)
-        if not isinstance(self.learn_temperature, (bool, np.bool_)):
-            raise ValueError(f"learn_temperature must be True or False, got {self.learn_temperature!r}.")
-        check_nonnegative_float("temperature_lr", self.temperature_lr)
-        if not isinstance(self.feature_scale, str):
-            _resolve_scale(self.feature_scale, 1.0)
 
     def _fit_net(self, X, y, sample_weight, generator):
         self.empirical_centroids_ = _class_means(X, y, len(self.classes_), sample_weight)
@@ -609,6 +611,13 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
 
     _test_params = {"max_epochs": 2, "batch_size": 32, "n_displacements": 3, "estimator": LearnedNCM(max_epochs=2)}
 
+    _parameter_constraints: dict = {
+        **_TRAINING_CONSTRAINTS,
+        "estimator": pc.BASE_ESTIMATOR,
+        "n_displacements": pc.EPOCHS,
+        "displacement_init": pc.NONNEGATIVE_REAL,
+    }
+
     def __init__(
         self,
         estimator=None,
@@ -645,10 +654,7 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
         self.verbose = verbose
 
     def _check_params(self):
-        _check_training_params(self)
-        check_positive_int("n_displacements", self.n_displacements, minimum=0)
-        init = check_nonnegative_float("displacement_init", self.displacement_init)
-        if init == 0 and self.max_epochs > 0 and self.n_displacements > 0:
+        if self.displacement_init == 0 and self.max_epochs > 0 and self.n_displacements > 0:
             raise ValueError(
                 "displacement_init=0 with max_epochs > 0: displacements that all start at zero tie with the "
                 "null displacement, get no gradient and never move. Use a small positive value (default 0.01)."

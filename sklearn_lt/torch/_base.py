@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import torch
 from scipy.special import log_softmax, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
@@ -123,7 +123,8 @@ class BaseTorchClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstimator)
     ``history_``). ``_after_fit()`` may then read learned pieces off the net.
 
     Subclasses define ``__init__`` with their parameters, among them ``device``,
-    ``random_state`` and ``verbose``.
+    ``random_state`` and ``verbose``, and declare every one of them in
+    ``_parameter_constraints`` (scikit-learn's ``InvalidParameterError`` at ``fit``).
     """
 
     _expected_failed_checks = {
@@ -131,7 +132,7 @@ class BaseTorchClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstimator)
     }
 
     def _check_params(self):
-        """Validate hyper-parameters (called at the top of ``fit``, after the data)."""
+        """Checks ``_parameter_constraints`` cannot express, and derived values (called in ``fit``, after the data)."""
 
     def _fit_net(self, X, y, sample_weight, generator):
         raise NotImplementedError
@@ -139,6 +140,7 @@ class BaseTorchClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstimator)
     def _after_fit(self):
         """Read learned pieces off ``net_`` (optional)."""
 
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None):
         """Fit the model.
 
