@@ -20,6 +20,7 @@ from ..linear_model._linear import loss_tau
 from ..metrics import geometric_mean_recall, get_scorer, harmonic_mean_recall
 from ..neural_network._mlp import FLOAT32_SUBSET_REASON, MLPHeadClassifier
 from ..torch._base import BaseTorchClassifier, ClassifierOutputMixin, validate_classification_data
+from ..torch._callbacks import warn_if_degenerate
 from ..torch._data import ClassBalancedSampler
 from ..torch._device import draw_seed, seeded
 from ..torch._losses import LogitAdjustedLoss
@@ -802,6 +803,7 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
                 self._scores("final", self.estimator_, X_val, y_val)
         else:
             self.estimator_ = self.merged_estimator_
+        warn_if_degenerate(self, X, y_all, stacklevel=4)
         return self
 
     def _logits(self, X):

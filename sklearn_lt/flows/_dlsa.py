@@ -19,7 +19,7 @@ from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import train_module
 from ..utils._split import tail_safe_validation_split
 from ..utils import _param_constraints as pc
-from ..utils._validation import check_positive_int
+from ..utils._validation import check_float32_range, check_positive_int
 from ._modules import ClusterAidedClassifier, GaussianMixtureFlow
 
 #: head/tail border of the paper's separation diagnostic (Fig. 2 and 7): a tail class has at most 50 samples
@@ -557,6 +557,7 @@ class DLSAClassifier(BaseTorchClassifier):
     def _validated(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        check_float32_range(X, estimator=self)
         return np.asarray(X, dtype=np.float32)
 
     def _cascade(self, X):

@@ -17,13 +17,14 @@ from torch.utils.data import Sampler
 
 from ..torch._base import BaseTorchClassifier, validate_classification_data
 from ..torch._data import ClassBalancedSampler
+from ..torch._callbacks import warn_if_degenerate
 from ..torch._device import resolve_device, seeded
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, train_module
 from ..utils._long_tail import MANY_SHOT_THRESHOLD, shot_groups
 from ..utils._split import tail_safe_validation_split
 from ..utils import _param_constraints as pc
-from ..utils._validation import check_positive_int
+from ..utils._validation import check_float32_range, check_positive_int
 from ._linear import LinearClassifier
 from ._posthoc import fit_base_linear
 
@@ -553,6 +554,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
         if X_val is None:
             return None
         X_val = validate_data(self, X_val, reset=False, dtype=[np.float32, np.float64])
+        check_float32_range(X_val, estimator=self, input_name="X_val")
         y_val = np.asarray(y_val)
         if y_val.ndim != 1 or len(y_val) != len(X_val):
             raise ValueError(f"y_val must be 1-d with one label per row of X_val ({len(X_val)}), got shape {y_val.shape}.")
@@ -684,6 +686,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
         elif self.max_epochs:
             self.best_epoch_ = self.max_epochs
         self._read_module(W, few, neighbor_idx)
+        warn_if_degenerate(self, X, y_enc, stacklevel=4)
         return self
 
     def _resolve_logit_scale(self, W, b, X_fit, y_fit, validation, rng):

@@ -5,6 +5,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 
 from ..torch._base import BaseTorchClassifier, ClassifierOutputMixin, validate_classification_data
+from ..torch._callbacks import warn_if_degenerate
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
 from ..utils import _param_constraints as pc
@@ -124,11 +125,12 @@ class TauNormalizedClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstima
         -------
         self : object
         """
-        X, _, _ = validate_classification_data(self, X, y, sample_weight)
+        X, y_encoded, _ = validate_classification_data(self, X, y, sample_weight)
         self.estimator_, W, b = fit_base_linear(self, X, y, sample_weight)
         norms = np.linalg.norm(W, axis=1, keepdims=True)
         self.coef_ = W / np.maximum(norms, np.finfo(np.float64).tiny) ** float(self.tau)
         self.intercept_ = b if self.keep_intercept else np.zeros_like(b)
+        warn_if_degenerate(self, X, y_encoded, stacklevel=4)
         return self
 
     def _logits(self, X):

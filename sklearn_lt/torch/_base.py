@@ -9,6 +9,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ..utils._validation import check_float32_range
+from ._callbacks import warn_if_degenerate
 from ._device import draw_seed, resolve_device, seeded
 
 # reason shared by every estimator trained by stochastic mini-batches
@@ -27,6 +29,7 @@ def validate_classification_data(estimator, X, y, sample_weight=None, *, min_cla
     unweighted fits run the same arithmetic).
     """
     X, y = validate_data(estimator, X, y, dtype=[np.float32, np.float64], ensure_min_samples=1)
+    check_float32_range(X, estimator=estimator)
     check_classification_targets(y)
     classes, y_encoded, counts = np.unique(y, return_inverse=True, return_counts=True)
     if len(classes) < min_classes:
@@ -54,6 +57,7 @@ class ClassifierOutputMixin:
     def _validated_logits(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        check_float32_range(X, estimator=self)
         return np.asarray(self._logits(np.asarray(X, dtype=np.float32)), dtype=np.float64)
 
     def decision_function(self, X):
@@ -165,6 +169,7 @@ class BaseTorchClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstimator)
             self.net_ = self._fit_net(X, y_encoded, sample_weight, generator)
         self.history_ = self.net_.history
         self._after_fit()
+        warn_if_degenerate(self, X, y_encoded, stacklevel=4)
         return self
 
     def _logits(self, X):

@@ -10,6 +10,7 @@ from skorch.dataset import unpack_data
 from torch.utils.data import DataLoader
 
 from ..utils._validation import check_option
+from ._callbacks import StopOnDivergence
 from ._data import ArrayDataset, SequentialBatchSampler, ShuffledBatchSampler, ClassBalancedSampler
 
 _OPTIMIZERS = {
@@ -200,6 +201,8 @@ def train_module(
             raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}.")
         net_callbacks.append(("grad_clip", GradientNormClipping(gradient_clip_value=float(grad_clip))))
     net_callbacks.extend(callbacks or [])
+    # last, so that it sees the parameters after every other callback's end-of-epoch changes
+    net_callbacks.append(("stop_on_divergence", StopOnDivergence()))
 
     train_split = None
     if valid_data is not None:

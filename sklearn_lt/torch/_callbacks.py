@@ -1,0 +1,105 @@
+"""Training diagnostics: the divergence callback the core adds to every net, and the end-of-fit check."""
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from skorch.callbacks import Callback
+
+
+class TrainingDivergedError(ValueError):
+    """Training produced a non-finite loss or non-finite parameters (raised by :class:`StopOnDivergence`)."""
+
+
+class StopOnDivergence(Callback):
+    """Stop training with a clear error when the loss or a parameter becomes NaN or infinite.
+
+    A diverging run otherwise ends "successfully" with NaN weights, and the
+    model then predicts one class everywhere (``argmax`` of NaN logits). The
+    check runs once per epoch (the epoch's mean training loss is non-finite as
+    soon as one batch loss was, and a parameter that became NaN stays NaN), so
+    it costs one device synchronisation per epoch, not one per batch.
+
+    Parameters
+    ----------
+    estimator_name : str, default=None
+        Named in the error message (the library's estimator that trains the net).
+    """
+
+    def __init__(self, estimator_name=None):
+        self.estimator_name = estimator_name
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch = net.history[-1]
+        loss = epoch.get("train_loss", 0.0)
+        bad = None
+        if loss is not None and not math.isfinite(loss):
+            bad = f"the training loss became {loss} in epoch {epoch['epoch']}"
+        else:
+            module = getattr(net, "module_", None)
+            params = [p for p in module.parameters()] if module is not None else []
+            if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+                bad = f"the model's parameters became non-finite in epoch {epoch['epoch']}"
+        if bad is not None:
+            who = self.estimator_name or f"the torch module {type(net.module_).__name__}"
+            raise TrainingDivergedError(
+                f"Training of {who} diverged: {bad}. Use a smaller learning rate (lr), and standardise the "
+                "features (e.g. sklearn.preprocessing.StandardScaler) if their scale is large; gradient "
+                "clipping can also help."
+            )
+
+
+def label_repr(label):
+    """``repr`` of a label without numpy's type wrapper (``1``, not ``np.int64(1)``)."""
+    return repr(label.item() if isinstance(label, np.generic) else label)
+
+
+#: Rows of the training data the end-of-fit check predicts (evenly spaced; enough to see two classes).
+DEGENERATE_CHECK_ROWS = 2048
+
+
+def warn_if_degenerate(estimator, X, y_encoded, *, stacklevel=3):
+    """Warn (``ConvergenceWarning``) when a fitted classifier predicts one class for all training rows.
+
+    A fit that learned nothing (features of a huge scale that saturate the
+    softmax, constant features, a learning rate of 0 ...) otherwise ends
+    without a sign, like a good one. The check predicts at most
+    ``DEGENERATE_CHECK_ROWS`` evenly spaced training rows, so it costs a small
+    fraction of one epoch, and only fires when those rows hold several
+    classes but every prediction is the same class: a model that learned
+    anything at all separates at least two training classes.
+
+    Parameters
+    ----------
+    estimator : fitted classifier
+        Has ``predict`` and ``classes_``.
+    X : ndarray of shape (n_samples, n_features)
+        The (validated) training features.
+    y_encoded : ndarray of shape (n_samples,)
+        Training labels as indices into ``classes_``.
+    stacklevel : int, default=3
+        Passed to :func:`warnings.warn`.
+
+    Returns
+    -------
+    degenerate : bool
+        Whether the warning was issued.
+    """
+    n = len(y_encoded)
+    rows = np.unique(np.linspace(0, n - 1, num=min(n, DEGENERATE_CHECK_ROWS)).astype(np.intp))
+    if len(np.unique(y_encoded[rows])) < 2:
+        return False
+    predicted = np.unique(estimator.predict(X[rows]))
+    if len(predicted) > 1:
+        return False
+    warnings.warn(
+        f"{type(estimator).__name__} predicts one class ({label_repr(predicted[0])}) for every training sample although "
+        f"the training data has {len(estimator.classes_)} classes: training ended without learning. Check the "
+        "features' scale (standardise them, e.g. with sklearn.preprocessing.StandardScaler), that they are not "
+        "constant, and the learning rate and number of epochs.",
+        ConvergenceWarning,
+        stacklevel=stacklevel,
+    )
+    return True
