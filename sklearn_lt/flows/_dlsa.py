@@ -2,11 +2,13 @@
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 import torch
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.utils import noop
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
@@ -14,6 +16,7 @@ from torch.nn import functional as F
 from torch.utils.data import Sampler
 
 from ..torch._base import BaseTorchClassifier
+from ..torch._callbacks import TrainingDivergedError
 from ..torch._data import ShuffledBatchSampler
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import train_module
@@ -425,7 +428,8 @@ class DLSAClassifier(BaseTorchClassifier):
     # ------------------------------------------------------------------ checks
     # ------------------------------------------------------------------ fit
     def _train_classifier(self, module, prior_counts, features, y, sample_weight, valid, generator):
-        callbacks = [_keep_best_on_validation()] if valid is not None else None
+        # skorch's load_best has no epoch to restore after 0 epochs (it raised IndexError)
+        callbacks = [_keep_best_on_validation()] if valid is not None and self.max_epochs > 0 else None
         return train_module(
             module,
             LogitAdjustedLoss(prior_counts, tau=1.0),
@@ -491,14 +495,30 @@ class DLSAClassifier(BaseTorchClassifier):
                 optimizer="sgd",
                 lr=self.flow_lr,
                 lr_schedule="constant",
-                callbacks=[("loss_terms", _RecordLossTerms())] + ([_keep_best_on_validation()] if len(active_v) else []),
+                callbacks=[("loss_terms", _RecordLossTerms())]
+                + ([_keep_best_on_validation()] if len(active_v) and self.flow_max_epochs > 0 else []),
                 valid_data=(Xv[active_v], yv[active_v]) if len(active_v) else None,
                 device=self.device_,
                 verbose=self.verbose,
             )
             llh_t, z_t, h_t = _flow_outputs(flow_net, Xt)
+            if not np.all(np.isfinite(llh_t[active_t])):
+                raise TrainingDivergedError(
+                    f"DLSAClassifier: flow filter {depth} gives non-finite log-likelihoods: its training diverged. "
+                    "Use a smaller flow_lr, and standardise the features if their scale is large."
+                )
             threshold = np.sort(llh_t[active_t])[n_keep]
             routed_t = active_t[llh_t[active_t] >= threshold]
+            if len(routed_t) in (0, n_active):
+                # ties (e.g. constant features) leave nothing to one side: a stage would train on no sample
+                warnings.warn(
+                    f"DLSAClassifier: flow filter {depth} gives {len(np.unique(llh_t[active_t]))} distinct "
+                    f"log-likelihood(s) for {n_active} samples, so its threshold routes all or none of them; the "
+                    f"cascade stops with {depth} filter(s). Check that the features are not constant.",
+                    ConvergenceWarning,
+                    stacklevel=4,
+                )
+                break
 
             counts = np.zeros((self.n_clusters_, n_classes))
             np.add.at(counts, (h_t, yt), wt)

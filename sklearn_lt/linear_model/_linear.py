@@ -7,6 +7,7 @@ from ..torch._base import BaseTorchClassifier
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
 from ..utils import _param_constraints as pc
+from ..utils._split import split_off_validation
 from ..utils._validation import check_nonnegative_float, check_option
 
 LOSSES = ("cross_entropy", "balanced_softmax", "logit_adjusted")
@@ -55,6 +56,12 @@ class LinearClassifier(BaseTorchClassifier):
         SGD momentum in [0, 1) (ignored by Adam/AdamW).
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net (e.g. ``EarlyStopping``).
+    validation_fraction : float, default=0.0
+        Share of each class held out (tail-safe: a class keeps at least one
+        training sample) and scored every epoch as skorch's ``valid_loss``,
+        which callbacks such as ``EarlyStopping`` or ``Checkpoint`` monitor.
+        ``0`` (the default) trains on all the data; such a callback then
+        raises a clear error asking for a fraction.
     augmenter : object, default=None
         Online augmentation of every training batch, e.g.
         :class:`~sklearn_lt.augmentation.SMARTAugmenter` (training only;
@@ -116,6 +123,7 @@ class LinearClassifier(BaseTorchClassifier):
         "weight_decay": pc.NONNEGATIVE_REAL,
         "momentum": pc.MOMENTUM,
         "callbacks": pc.CALLBACKS,
+        "validation_fraction": pc.FRACTION,
         "augmenter": [HasMethods(["make_train_batch_hook"]), None],
         **pc.TORCH_COMMON,
     }
@@ -133,6 +141,7 @@ class LinearClassifier(BaseTorchClassifier):
         weight_decay=1e-4,
         momentum=0.9,
         callbacks=None,
+        validation_fraction=0.0,
         augmenter=None,
         device="auto",
         random_state=None,
@@ -148,6 +157,7 @@ class LinearClassifier(BaseTorchClassifier):
         self.weight_decay = weight_decay
         self.momentum = momentum
         self.callbacks = callbacks
+        self.validation_fraction = validation_fraction
         self.augmenter = augmenter
         self.device = device
         self.random_state = random_state
@@ -163,6 +173,9 @@ class LinearClassifier(BaseTorchClassifier):
         return kwargs
 
     def _fit_net(self, X, y, sample_weight, generator):
+        (X, y, sample_weight), valid_data = split_off_validation(
+            X, y, sample_weight, self.validation_fraction, generator
+        )
         module = nn.Linear(X.shape[1], len(self.classes_))
         # the loss is convex in (W, b): start at zero, like LogisticRegression, not at a random point
         nn.init.zeros_(module.weight)
@@ -179,6 +192,7 @@ class LinearClassifier(BaseTorchClassifier):
             lr=self.lr,
             optimizer_kwargs=self._optimizer_kwargs(),
             callbacks=self.callbacks,
+            valid_data=valid_data,
             augmenter=self.augmenter,
             device=self.device_,
             verbose=self.verbose,

@@ -10,6 +10,7 @@ from ..torch._base import BaseTorchClassifier
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import has_batch_norm, make_train_sampler, train_module
 from ..utils import _param_constraints as pc
+from ..utils._split import split_off_validation
 from ..utils._validation import check_positive_int
 
 # why sklearn's check_methods_subset_invariance fails for float32 networks with a hidden layer
@@ -142,6 +143,12 @@ class MLPHeadClassifier(BaseTorchClassifier):
         SGD momentum (ignored by Adam/AdamW).
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net.
+    validation_fraction : float, default=0.0
+        Share of each class held out (tail-safe: a class keeps at least one
+        training sample) and scored every epoch as skorch's ``valid_loss``,
+        which callbacks such as ``EarlyStopping`` or ``Checkpoint`` monitor.
+        ``0`` (the default) trains on all the data; such a callback then
+        raises a clear error asking for a fraction.
     device : str, default="auto"
         ``"auto"`` (CUDA if available, else CPU) or a torch device string.
     random_state : int, RandomState instance or None, default=None
@@ -207,6 +214,7 @@ class MLPHeadClassifier(BaseTorchClassifier):
         "weight_decay": pc.NONNEGATIVE_REAL,
         "momentum": pc.MOMENTUM,
         "callbacks": pc.CALLBACKS,
+        "validation_fraction": pc.FRACTION,
         **pc.TORCH_COMMON,
     }
 
@@ -227,6 +235,7 @@ class MLPHeadClassifier(BaseTorchClassifier):
         weight_decay=1e-4,
         momentum=0.9,
         callbacks=None,
+        validation_fraction=0.0,
         device="auto",
         random_state=None,
         verbose=0,
@@ -245,6 +254,7 @@ class MLPHeadClassifier(BaseTorchClassifier):
         self.weight_decay = weight_decay
         self.momentum = momentum
         self.callbacks = callbacks
+        self.validation_fraction = validation_fraction
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -257,6 +267,9 @@ class MLPHeadClassifier(BaseTorchClassifier):
             check_positive_int("batch_size", self.batch_size, minimum=2)
 
     def _fit_net(self, X, y, sample_weight, generator):
+        (X, y, sample_weight), valid_data = split_off_validation(
+            X, y, sample_weight, self.validation_fraction, generator
+        )
         module = MLPHead(
             X.shape[1],
             len(self.classes_),
@@ -286,6 +299,7 @@ class MLPHeadClassifier(BaseTorchClassifier):
             lr=self.lr,
             optimizer_kwargs=kwargs,
             callbacks=self.callbacks,
+            valid_data=valid_data,
             device=self.device_,
             verbose=self.verbose,
         )

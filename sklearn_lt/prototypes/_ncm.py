@@ -15,6 +15,7 @@ from ..torch._base import BaseTorchClassifier
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
 from ..utils import _param_constraints as pc
+from ..utils._split import split_off_validation
 from ..utils._validation import check_nonnegative_float, check_option
 
 _LR_SCHEDULES = ("cosine", "constant")
@@ -284,7 +285,7 @@ def _eps(median_distance, scale):
 
 
 class _TrainingMixin:
-    def _train(self, module, X, y, sample_weight, generator, optimizer_kwargs):
+    def _train(self, module, X, y, sample_weight, generator, optimizer_kwargs, valid_data=None):
         return train_module(
             module,
             LogitAdjustedLoss(self.class_counts_, tau=float(self.tau)),
@@ -299,6 +300,7 @@ class _TrainingMixin:
             lr_schedule=self.lr_schedule,
             grad_clip=self.grad_clip,
             callbacks=self.callbacks,
+            valid_data=valid_data,
             device=self.device_,
             verbose=self.verbose,
         )
@@ -368,6 +370,12 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
         Learning rate of the temperatures (authors' code: 0.005).
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net.
+    validation_fraction : float, default=0.0
+        Share of each class held out (tail-safe: a class keeps at least one
+        training sample) and scored every epoch as skorch's ``valid_loss``,
+        which callbacks such as ``EarlyStopping`` or ``Checkpoint`` monitor.
+        ``0`` (the default) trains on all the data; such a callback then
+        raises a clear error asking for a fraction.
     device : str, default="auto"
         ``"auto"`` (CUDA if available, else CPU) or a torch device string.
     random_state : int, RandomState instance or None, default=None
@@ -437,6 +445,7 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
         "feature_scale": [StrOptions({"auto"}), *pc.POSITIVE_REAL],
         "learn_temperature": ["boolean"],
         "temperature_lr": pc.NONNEGATIVE_REAL,
+        "validation_fraction": pc.FRACTION,
     }
 
     def __init__(
@@ -454,6 +463,7 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
         learn_temperature=False,
         temperature_lr=0.005,
         callbacks=None,
+        validation_fraction=0.0,
         device="auto",
         random_state=None,
         verbose=0,
@@ -470,11 +480,16 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
         self.learn_temperature = learn_temperature
         self.temperature_lr = temperature_lr
         self.callbacks = callbacks
+        self.validation_fraction = validation_fraction
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
     def _fit_net(self, X, y, sample_weight, generator):
+        # held out before the centroids start at the class means: validation data stays unseen
+        (X, y, sample_weight), valid_data = split_off_validation(
+            X, y, sample_weight, self.validation_fraction, generator
+        )
         self.empirical_centroids_ = _class_means(X, y, len(self.classes_), sample_weight)
         median = _median_distance(X, y, self.empirical_centroids_, sample_weight)
         self.feature_scale_ = _resolve_scale(self.feature_scale, median)
@@ -487,7 +502,7 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
         extra = {}
         if self.learn_temperature:
             extra["param_groups"] = [("temperature", {"lr": float(self.temperature_lr)})]
-        return self._train(module, X, y, sample_weight, generator, extra)
+        return self._train(module, X, y, sample_weight, generator, extra, valid_data)
 
     def _after_fit(self):
         module = self.net_.module_

@@ -169,7 +169,8 @@ class BaseTorchClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstimator)
             self.net_ = self._fit_net(X, y_encoded, sample_weight, generator)
         self.history_ = self.net_.history
         self._after_fit()
-        warn_if_degenerate(self, X, y_encoded, stacklevel=4)
+        if len(self.history_):  # after 0 epochs an untrained model is what was asked for
+            warn_if_degenerate(self, X, y_encoded, stacklevel=4)
         return self
 
     def _logits(self, X):

@@ -204,6 +204,8 @@ def train_module(
     # last, so that it sees the parameters after every other callback's end-of-epoch changes
     net_callbacks.append(("stop_on_divergence", StopOnDivergence()))
 
+    if valid_data is None:
+        _check_callbacks_need_no_validation(net_callbacks)
     train_split = None
     if valid_data is not None:
         from skorch.helper import predefined_split
@@ -231,6 +233,18 @@ def train_module(
     if augmenter is not None:
         net.train_batch_hook = None  # it holds the training data: do not keep (or pickle) it
     return net
+
+
+def _check_callbacks_need_no_validation(callbacks):
+    """A callback that monitors a validation score cannot run without a validation split: say so up front."""
+    for callback in callbacks:
+        name, callback = callback if isinstance(callback, tuple) else (type(callback).__name__, callback)
+        monitor = getattr(callback, "monitor", None)
+        if isinstance(monitor, str) and monitor.startswith("valid"):
+            raise ValueError(
+                f"the callback {name} monitors {monitor!r}, but this fit has no validation split; set the "
+                "estimator's validation_fraction (e.g. 0.1) so that a validation score is computed every epoch."
+            )
 
 
 def batch_unpack(batch):
