@@ -258,9 +258,10 @@ class _TorchKind:
         device = self.device(model)
         final = _final_linear(module, X[:8], device, len(class_counts))
         _, features = _forward(module, X, device, capture=final)
-        head = nn.Linear(final.in_features, final.out_features, bias=final.bias is not None)
-        head.load_state_dict(final.state_dict())
         with seeded(seed, device) as generator:
+            # built inside ``seeded``: its (overwritten) random initialisation must not draw from the caller's RNG
+            head = nn.Linear(final.in_features, final.out_features, bias=final.bias is not None)
+            head.load_state_dict(final.state_dict())
             net = train_module(
                 head,
                 LogitAdjustedLoss(class_counts, tau=loss_tau),

@@ -616,11 +616,9 @@ class AlphaNetClassifier(BaseTorchClassifier):
         X_fit, y_fit, w_fit = X[train], y_enc[train], sample_weight[train]
 
         default = LinearClassifier(sampling="class_balanced", device=self.device, random_state=int(base_seed))
-        self.estimator_, W, b = fit_base_linear(self, X_fit, self.classes_[y_fit], w_fit, default=default)
-        if W.shape[1] != X.shape[1]:
-            raise ValueError(
-                f"the base estimator has {W.shape[1]} features per weight row but X has {X.shape[1]} features."
-            )
+        self.estimator_, W, b = fit_base_linear(
+            self, X_fit, self.classes_[y_fit], w_fit, default=default, random_state=int(base_seed)
+        )
         self.coef_, self.intercept_ = W.copy(), b.copy()
         self.few_classes_ = self.classes_[few]
         self.net_ = self.history_ = self.best_epoch_ = self.logit_scale_ = None

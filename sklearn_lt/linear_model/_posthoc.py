@@ -12,22 +12,30 @@ from ..utils import _param_constraints as pc
 from ._utils import linear_weights
 
 
-def fit_base_linear(meta, X, y, sample_weight=None, *, default=None):
+def fit_base_linear(meta, X, y, sample_weight=None, *, default=None, random_state="meta"):
     """Clone and fit ``meta.estimator`` (default: a :class:`LinearClassifier`) and read its weights.
 
     Wrap an already fitted model in :class:`sklearn.frozen.FrozenEstimator` to
     correct it without refitting. ``default`` is the (unfitted) estimator used
     when ``meta.estimator`` is None; None means ``LinearClassifier`` seeded with
-    ``meta.random_state``.
+    ``random_state``. A user's estimator whose ``random_state`` is None gets
+    ``random_state`` too (as in scikit-learn's meta-estimators), so that the
+    meta-estimator's ``random_state`` makes the whole fit reproducible;
+    ``"meta"`` means ``meta.random_state``.
     """
     from ._linear import LinearClassifier
 
+    if isinstance(random_state, str) and random_state == "meta":
+        random_state = getattr(meta, "random_state", None)
     if meta.estimator is not None:
         base = clone(meta.estimator)
+        params = base.get_params(deep=False)
+        if "random_state" in params and params["random_state"] is None:
+            base.set_params(random_state=random_state)
     elif default is not None:
         base = default
     else:
-        base = LinearClassifier(random_state=getattr(meta, "random_state", None))
+        base = LinearClassifier(random_state=random_state)
     # weights of all ones are no weights: do not require the base model to accept them
     weighted = sample_weight is not None and not np.all(np.asarray(sample_weight) == 1)
     kwargs = {"sample_weight": sample_weight} if weighted else {}
@@ -38,6 +46,12 @@ def fit_base_linear(meta, X, y, sample_weight=None, *, default=None):
             "a frozen estimator must have been fitted on the same classes."
         )
     W, b = linear_weights(base)
+    if W.shape[1] != X.shape[1]:
+        # a frozen base fitted on other features would otherwise fail only at predict
+        raise ValueError(
+            f"the base estimator {type(base).__name__} has {W.shape[1]} features per weight row but X has "
+            f"{X.shape[1]} features; a frozen estimator must have been fitted on the same features."
+        )
     return base, W, b
 
 

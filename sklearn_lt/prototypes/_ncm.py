@@ -695,6 +695,12 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
                 f"the estimator's classes_ {base.classes_!r} differ from the classes in y {self.classes_!r}; "
                 "a frozen estimator must have been fitted on the same classes."
             )
+        n_features = np.asarray(base.centroids_).shape[1]
+        if n_features != X.shape[1]:
+            raise ValueError(
+                f"the estimator {type(base).__name__} has centroids of {n_features} features but X has "
+                f"{X.shape[1]} features; a frozen estimator must have been fitted on the same features."
+            )
         return base
 
     def _fit_net(self, X, y, sample_weight, generator):

@@ -91,7 +91,9 @@ def warn_if_degenerate(estimator, X, y_encoded, *, stacklevel=3):
     rows = np.unique(np.linspace(0, n - 1, num=min(n, DEGENERATE_CHECK_ROWS)).astype(np.intp))
     if len(np.unique(y_encoded[rows])) < 2:
         return False
-    predicted = np.unique(estimator.predict(X[rows]))
+    # torch's DataLoader draws a seed from the global RNG per iteration: keep the caller's stream intact
+    with torch.random.fork_rng(devices=[]):
+        predicted = np.unique(estimator.predict(X[rows]))
     if len(predicted) > 1:
         return False
     warnings.warn(
