@@ -324,8 +324,8 @@ class AlphaNetClassifier(BaseTorchClassifier):
         Classes with fewer training samples (counted on all of ``y``) form the
         few split; the others are the base split and are never changed.
     n_neighbors : int, default=5
-        Base classes combined into each few class; must be smaller than the
-        number of base classes.
+        Base classes combined into each few class; when there are fewer base
+        classes, all of them (with a warning).
     metric : {"euclidean", "cosine"}, default="euclidean"
         Distance between class means (cosine: ``1 - cos``).
     neighbor_selection : {"nearest", "random"}, default="nearest"
@@ -392,6 +392,8 @@ class AlphaNetClassifier(BaseTorchClassifier):
         Biases (the base classifier's unless ``learn_few_bias``).
     few_classes_ : ndarray of shape (n_few,)
         Labels of the corrected (few) classes.
+    n_neighbors_ : int
+        Neighbours per few class actually used: ``min(n_neighbors, number of base classes)``.
     neighbors_ : ndarray of shape (n_few, n_neighbors)
         Labels of each few class's base neighbours, nearest first.
     neighbor_distances_ : ndarray of shape (n_few, n_neighbors)
@@ -433,7 +435,10 @@ class AlphaNetClassifier(BaseTorchClassifier):
     -----
     With no few class in ``y`` there is nothing to correct: ``fit`` warns and
     the model equals the base classifier (so searches over data without rare
-    classes still run). Too few base classes for ``n_neighbors`` is an error.
+    classes still run); the same with no base class (every class is few).
+    With fewer base classes than ``n_neighbors``, ``fit`` warns and each few
+    class combines all the base classes there are (``n_neighbors_``), so that
+    small data (a CV fold, scikit-learn's checks) still fits.
 
     ``rho`` sets how much the few classes are favoured *per class*: each few
     class gets ``F / n_few`` samples an epoch, each base class ``rho F /
@@ -601,11 +606,15 @@ class AlphaNetClassifier(BaseTorchClassifier):
         )
         is_few = groups == "few"
         few, base = np.flatnonzero(is_few), np.flatnonzero(~is_few)
-        if len(few) and self.n_neighbors >= len(base):
-            raise ValueError(
-                f"n_neighbors={self.n_neighbors} must be smaller than the number of base classes, {len(base)} "
-                f"(classes with at least few_threshold={self.few_threshold} training samples; {len(few)} classes "
-                "are few). Lower n_neighbors or few_threshold."
+        self.n_neighbors_ = min(self.n_neighbors, len(base))
+        if len(few) and len(base) and self.n_neighbors > len(base):
+            # small data (e.g. a CV fold) should still fit: borrow from every base class there is
+            warnings.warn(
+                f"n_neighbors={self.n_neighbors} but there are only {len(base)} base classes (classes with at "
+                f"least few_threshold={self.few_threshold} training samples; {len(few)} classes are few): each few "
+                f"class uses all {len(base)} of them. Lower n_neighbors or few_threshold to silence this.",
+                UserWarning,
+                stacklevel=4,
             )
 
         train = np.arange(len(y_enc))
@@ -622,15 +631,25 @@ class AlphaNetClassifier(BaseTorchClassifier):
         self.coef_, self.intercept_ = W.copy(), b.copy()
         self.few_classes_ = self.classes_[few]
         self.net_ = self.history_ = self.best_epoch_ = self.logit_scale_ = None
-        if len(few) == 0:
+        if len(few) == 0 or len(base) == 0:
+            if len(few) == 0:
+                reason = (
+                    f"no class has fewer than few_threshold={self.few_threshold} training samples, so AlphaNet has "
+                    "nothing to correct"
+                )
+                fix = "raise few_threshold to correct the rarest classes"
+            else:
+                reason = (
+                    f"every class has fewer than few_threshold={self.few_threshold} training samples, so there is "
+                    "no base class to borrow weights from"
+                )
+                fix = "lower few_threshold so that the largest classes are base classes"
             warnings.warn(
-                f"no class has fewer than few_threshold={self.few_threshold} training samples, so AlphaNet has "
-                "nothing to correct and the model equals the base classifier; raise few_threshold to correct "
-                "the rarest classes.",
+                f"{reason} and the model equals the base classifier; {fix}.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
-            k = self.n_neighbors
+            k = self.n_neighbors_
             self.neighbors_ = np.empty((0, k), dtype=self.classes_.dtype)
             self.neighbor_distances_ = np.empty((0, k))
             self.alphas_ = np.empty((0, k))
@@ -712,7 +731,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
             dist = 1.0 - unit[few] @ unit[base].T
         else:
             dist = cdist(means[few], means[base])
-        k = self.n_neighbors
+        k = self.n_neighbors_
         if self.neighbor_selection == "random":
             rng = np.random.RandomState(seed)
             order = np.stack([rng.choice(len(base), k, replace=False) for _ in few])
