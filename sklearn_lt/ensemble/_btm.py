@@ -93,7 +93,8 @@ def _forward(module, X, device, *, capture=None):
     try:
         with torch.inference_mode():
             for start in range(0, len(X), _PREDICT_BATCH):
-                Xb = torch.as_tensor(X[start : start + _PREDICT_BATCH], dtype=torch.float32, device=device)
+                # a copy: as_tensor would wrap a read-only input (a memmap) and torch warns about it
+                Xb = torch.tensor(X[start : start + _PREDICT_BATCH], dtype=torch.float32, device=device)
                 outputs.append(module(Xb).detach().cpu().float())
     finally:
         if handle is not None:

@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ..utils._validation import check_float32_range
+from ..utils._validation import check_float32_range, label_repr
 from ._callbacks import warn_if_degenerate
 from ._device import draw_seed, resolve_device, seeded
 
@@ -35,7 +35,7 @@ def validate_classification_data(estimator, X, y, sample_weight=None, *, min_cla
     if len(classes) < min_classes:
         raise ValueError(
             f"{type(estimator).__name__} needs samples of at least {min_classes} classes to learn, but "
-            f"y has {len(classes)} class ({classes[0]!r}). Check that y is the label vector and was not "
+            f"y has {len(classes)} class ({label_repr(classes[0])}). Check that y is the label vector and was not "
             f"filtered down to one class."
         )
     estimator.classes_ = classes

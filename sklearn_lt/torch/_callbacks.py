@@ -8,6 +8,8 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback
 
+from ..utils._validation import label_repr
+
 
 class TrainingDivergedError(ValueError):
     """Training produced a non-finite loss or non-finite parameters (raised by :class:`StopOnDivergence`)."""
@@ -49,11 +51,6 @@ class StopOnDivergence(Callback):
                 "features (e.g. sklearn.preprocessing.StandardScaler) if their scale is large; gradient "
                 "clipping can also help."
             )
-
-
-def label_repr(label):
-    """``repr`` of a label without numpy's type wrapper (``1``, not ``np.int64(1)``)."""
-    return repr(label.item() if isinstance(label, np.generic) else label)
 
 
 #: Rows of the training data the end-of-fit check predicts (evenly spaced; enough to see two classes).

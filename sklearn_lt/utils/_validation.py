@@ -44,6 +44,11 @@ def check_float32_range(X, *, estimator=None, input_name="X"):
     return X
 
 
+def label_repr(label):
+    """``repr`` of a class label without numpy's type wrapper (``1``, not ``np.int64(1)``), for messages."""
+    return repr(label.item() if isinstance(label, np.generic) else label)
+
+
 def check_option(name, value, options):
     """Raise a ValueError naming the parameter when ``value`` is not one of ``options``."""
     if isinstance(value, str) or value is None or isinstance(value, (bool, numbers.Number)):
@@ -71,7 +76,7 @@ def check_min_class_count(classes, class_counts, minimum, *, method, fix):
     """Name every class with fewer than ``minimum`` training samples, and the way out."""
     too_small = [(c, int(n)) for c, n in zip(classes, class_counts) if n < minimum]
     if too_small:
-        shown = ", ".join(f"{c!r} ({n})" for c, n in too_small[:10])
+        shown = ", ".join(f"{label_repr(c)} ({n})" for c, n in too_small[:10])
         more = f" and {len(too_small) - 10} more" if len(too_small) > 10 else ""
         raise ValueError(
             f"{method} needs at least {minimum} training samples per class, but these classes have "
