@@ -24,21 +24,37 @@ class StopOnDivergence(Callback):
     soon as one batch loss was, and a parameter that became NaN stays NaN), so
     it costs one device synchronisation per epoch, not one per batch.
 
+    A loss that is still finite but has grown more than ``growth`` times
+    beyond ``max(|first epoch's loss|, 1)`` counts as diverged too: such a
+    run (e.g. SGD with a huge learning rate) has weights whose logits
+    overflow float32 at prediction, although every number seen in training
+    was finite.
+
     Parameters
     ----------
     estimator_name : str, default=None
         Named in the error message (the library's estimator that trains the net).
+    growth : float, default=1e6
+        Largest accepted factor of loss growth (see above).
     """
 
-    def __init__(self, estimator_name=None):
+    def __init__(self, estimator_name=None, growth=1e6):
         self.estimator_name = estimator_name
+        self.growth = growth
+
+    def on_train_begin(self, net, **kwargs):
+        self.first_loss_ = None
 
     def on_epoch_end(self, net, **kwargs):
         epoch = net.history[-1]
-        loss = epoch.get("train_loss", 0.0)
+        loss = epoch.get("train_loss", None)
         bad = None
+        if loss is not None and getattr(self, "first_loss_", None) is None and math.isfinite(loss):
+            self.first_loss_ = loss
         if loss is not None and not math.isfinite(loss):
             bad = f"the training loss became {loss} in epoch {epoch['epoch']}"
+        elif loss is not None and loss > self.growth * max(abs(self.first_loss_), 1.0):
+            bad = f"the training loss grew from {self.first_loss_:.3g} to {loss:.3g} by epoch {epoch['epoch']}"
         else:
             module = getattr(net, "module_", None)
             params = [p for p in module.parameters()] if module is not None else []
