@@ -703,7 +703,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
         elif self.max_epochs:
             self.best_epoch_ = self.max_epochs
         self._read_module(W, few, neighbor_idx)
-        warn_if_degenerate(self, X, y_enc, stacklevel=4)
+        warn_if_degenerate(self, X, y_enc, sample_weight, stacklevel=4)
         return self
 
     def _resolve_logit_scale(self, W, b, X_fit, y_fit, validation, rng):

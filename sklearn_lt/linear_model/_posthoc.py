@@ -139,12 +139,12 @@ class TauNormalizedClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstima
         -------
         self : object
         """
-        X, y_encoded, _ = validate_classification_data(self, X, y, sample_weight)
+        X, y_encoded, weights = validate_classification_data(self, X, y, sample_weight)
         self.estimator_, W, b = fit_base_linear(self, X, y, sample_weight)
         norms = np.linalg.norm(W, axis=1, keepdims=True)
         self.coef_ = W / np.maximum(norms, np.finfo(np.float64).tiny) ** float(self.tau)
         self.intercept_ = b if self.keep_intercept else np.zeros_like(b)
-        warn_if_degenerate(self, X, y_encoded, stacklevel=4)
+        warn_if_degenerate(self, X, y_encoded, weights, stacklevel=4)
         return self
 
     def _logits(self, X):

@@ -170,7 +170,7 @@ class BaseTorchClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstimator)
         self.history_ = self.net_.history
         self._after_fit()
         if len(self.history_):  # after 0 epochs an untrained model is what was asked for
-            warn_if_degenerate(self, X, y_encoded, stacklevel=4)
+            warn_if_degenerate(self, X, y_encoded, sample_weight, stacklevel=4)
         return self
 
     def _logits(self, X):

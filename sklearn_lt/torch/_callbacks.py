@@ -73,16 +73,37 @@ class StopOnDivergence(Callback):
 DEGENERATE_CHECK_ROWS = 2048
 
 
-def warn_if_degenerate(estimator, X, y_encoded, *, stacklevel=3):
-    """Warn (``ConvergenceWarning``) when a fitted classifier predicts one class for all training rows.
+def _nearest_mean_balanced_accuracy(X, y):
+    """Balanced training accuracy of a nearest-class-mean rule: how plainly ``X`` separates ``y``."""
+    X = np.asarray(X, dtype=np.float64)
+    classes, y = np.unique(y, return_inverse=True)
+    means = np.zeros((len(classes), X.shape[1]))
+    np.add.at(means, y, X)
+    means /= np.bincount(y)[:, None]
+    # scale-free: the 1e30-scaled features of a saturated fit separate as well as the originals
+    scale = np.max(np.abs(X)) or 1.0
+    Xs, ms = X / scale, means / scale
+    d2 = (Xs * Xs).sum(1)[:, None] - 2 * Xs @ ms.T + (ms * ms).sum(1)[None, :]
+    predicted = np.argmin(d2, axis=1)
+    return float(np.mean([np.mean(predicted[y == c] == c) for c in range(len(classes))]))
+
+
+def warn_if_degenerate(estimator, X, y_encoded, sample_weight=None, *, stacklevel=3):
+    """Warn (``ConvergenceWarning``) when a fitted classifier predicts one class though the data separate.
 
     A fit that learned nothing (features of a huge scale that saturate the
-    softmax, constant features, a learning rate of 0 ...) otherwise ends
-    without a sign, like a good one. The check predicts at most
-    ``DEGENERATE_CHECK_ROWS`` evenly spaced training rows, so it costs a small
-    fraction of one epoch, and only fires when those rows hold several
-    classes but every prediction is the same class: a model that learned
-    anything at all separates at least two training classes.
+    softmax, a learning rate far off ...) otherwise ends without a sign, like
+    a good one. The check predicts at most ``DEGENERATE_CHECK_ROWS`` evenly
+    spaced training rows (a small fraction of one epoch) and fires only when
+
+    - those rows hold several classes (of positive weight),
+    - the model predicts the same class for all of them, and
+    - a nearest-class-mean rule on the same rows separates the classes
+      clearly (balanced accuracy at least halfway from chance to 1).
+
+    The last condition keeps silent where nothing could be learned: random
+    labels (scikit-learn's checks use such tiny data sets), constant
+    features, or weights that leave one class.
 
     Parameters
     ----------
@@ -92,6 +113,8 @@ def warn_if_degenerate(estimator, X, y_encoded, *, stacklevel=3):
         The (validated) training features.
     y_encoded : ndarray of shape (n_samples,)
         Training labels as indices into ``classes_``.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Rows of weight 0 are left out.
     stacklevel : int, default=3
         Passed to :func:`warnings.warn`.
 
@@ -102,18 +125,24 @@ def warn_if_degenerate(estimator, X, y_encoded, *, stacklevel=3):
     """
     n = len(y_encoded)
     rows = np.unique(np.linspace(0, n - 1, num=min(n, DEGENERATE_CHECK_ROWS)).astype(np.intp))
-    if len(np.unique(y_encoded[rows])) < 2:
+    if sample_weight is not None:
+        rows = rows[np.asarray(sample_weight)[rows] > 0]
+    n_classes = len(np.unique(y_encoded[rows]))
+    if n_classes < 2:
         return False
     # torch's DataLoader draws a seed from the global RNG per iteration: keep the caller's stream intact
     with torch.random.fork_rng(devices=[]):
         predicted = np.unique(estimator.predict(X[rows]))
     if len(predicted) > 1:
         return False
+    separable = _nearest_mean_balanced_accuracy(X[rows], y_encoded[rows])
+    if separable < 0.5 * (1.0 + 1.0 / n_classes):
+        return False
     warnings.warn(
-        f"{type(estimator).__name__} predicts one class ({label_repr(predicted[0])}) for every training sample although "
-        f"the training data has {len(estimator.classes_)} classes: training ended without learning. Check the "
-        "features' scale (standardise them, e.g. with sklearn.preprocessing.StandardScaler), that they are not "
-        "constant, and the learning rate and number of epochs.",
+        f"{type(estimator).__name__} predicts one class ({label_repr(predicted[0])}) for every training sample, "
+        f"although a nearest-class-mean rule separates the {n_classes} training classes (balanced accuracy "
+        f"{separable:.2f}): training ended without learning. Standardise the features (e.g. with "
+        "sklearn.preprocessing.StandardScaler) and check the learning rate and number of epochs.",
         ConvergenceWarning,
         stacklevel=stacklevel,
     )
