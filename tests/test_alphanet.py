@@ -335,10 +335,21 @@ def test_pipeline_transforms_the_validation_data(lt10):
 # --------------------------------------------------------------------------- errors
 
 
-def test_too_many_neighbours_is_a_clear_error(lt10):
+def test_too_many_neighbours_uses_every_base_class_with_a_warning(lt10):
+    """Issue 15, item 10: fewer base classes than n_neighbors was an error, so AlphaNetClassifier() failed on
+    small data (scikit-learn's checks, CV folds); it now combines all the base classes there are."""
     X, _, y, _ = lt10
-    with pytest.raises(ValueError, match=r"n_neighbors=6 must be smaller than the number of base classes, 6"):
-        AlphaNetClassifier(n_neighbors=6).fit(X, y)
+    with pytest.warns(UserWarning, match="n_neighbors=8 but there are only 6 base classes"):
+        clf = AlphaNetClassifier(_fast_base(), n_neighbors=8, max_epochs=2, random_state=0).fit(X, y)
+    assert clf.n_neighbors_ == 6 and clf.neighbors_.shape == (len(clf.few_classes_), 6)
+    assert np.all(np.isfinite(clf.coef_))
+
+
+def test_no_base_class_warns_and_equals_base(lt10):
+    X, X_test, y, _ = lt10
+    with pytest.warns(UserWarning, match="no base class to borrow weights from"):
+        clf = AlphaNetClassifier(_fast_base(), few_threshold=10_000, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(clf.predict(X_test), clf.estimator_.predict(X_test))
 
 
 def test_no_few_class_warns_and_equals_base(lt10):
@@ -352,16 +363,16 @@ def test_no_few_class_warns_and_equals_base(lt10):
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"rho": -1}, "rho must be >= 0"),
-        ({"metric": "manhattan"}, "metric='manhattan' is not supported"),
-        ({"neighbor_selection": "far"}, "neighbor_selection='far' is not supported"),
+        ({"rho": -1}, "'rho' parameter of AlphaNetClassifier"),
+        ({"metric": "manhattan"}, "'metric' parameter of AlphaNetClassifier"),
+        ({"neighbor_selection": "far"}, "'neighbor_selection' parameter"),
         ({"hidden_layer_sizes": ()}, "hidden_layer_sizes must be a non-empty tuple"),
         ({"hidden_layer_sizes": (32, 0)}, "hidden_layer_sizes must be a non-empty tuple"),
-        ({"validation_fraction": 1.0}, r"validation_fraction must be a number in \[0, 1\)"),
-        ({"logit_scale": 0}, "logit_scale must be 'auto' or a positive number"),
-        ({"logit_scale": "big"}, "logit_scale must be 'auto' or a positive number"),
-        ({"scoring": "f1"}, "scoring='f1' is not supported"),
-        ({"n_neighbors": 0}, "n_neighbors must be an integer >= 1"),
+        ({"validation_fraction": 1.0}, "'validation_fraction' parameter"),
+        ({"logit_scale": 0}, "'logit_scale' parameter"),
+        ({"logit_scale": "big"}, "'logit_scale' parameter"),
+        ({"scoring": "f1"}, "'scoring' parameter"),
+        ({"n_neighbors": 0}, "'n_neighbors' parameter"),
     ],
 )
 def test_bad_parameters(lt10, params, match):

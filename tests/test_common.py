@@ -10,7 +10,11 @@ from sklearn.metrics import make_scorer
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import (
+    check_param_validation,
+    estimator_checks_generator,
+    parametrize_with_checks,
+)
 
 from sklearn_lt.metrics import harmonic_mean_recall
 from sklearn_lt.utils import all_estimators
@@ -29,8 +33,39 @@ def test_all_estimators_found():
     assert not any(name.startswith("Base") for name in names)
 
 
+@pytest.mark.parametrize("estimator", INSTANCES, ids=lambda e: type(e).__name__)
+def test_every_parameter_is_validated(estimator):
+    """Every constructor parameter is declared in ``_parameter_constraints`` and a bad value or type
+    raises scikit-learn's ``InvalidParameterError`` naming it, before any training."""
+    check_param_validation(type(estimator).__name__, estimator)
+
+
 @parametrize_with_checks(INSTANCES, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+# Classes whose fast ``_test_params`` differ from their defaults are checked with default
+# parameters too (issue 15: ``AlphaNetClassifier()`` failed 27 of the checks unnoticed). Defaults
+# train for tens of epochs on each check's data: those that take minutes are marked slow.
+_SLOW_DEFAULTS = {"BalancedUndersampleMerger", "DLSAClassifier", "LearnedNCM", "MultiNCM"}
+DEFAULT_INSTANCES = [cls() for _, cls in all_estimators() if getattr(cls, "_test_params", None)]
+
+
+def _default_check_params():
+    for estimator in DEFAULT_INSTANCES:
+        name = type(estimator).__name__
+        expected = expected_failed_checks(estimator)
+        for est, check in estimator_checks_generator(estimator):
+            check_name = getattr(check, "func", check).__name__
+            marks = [pytest.mark.slow] if name in _SLOW_DEFAULTS else []
+            if check_name in expected:
+                marks.append(pytest.mark.xfail(reason=expected[check_name]))
+            yield pytest.param(est, check, id=f"{name}()-{check_name}", marks=marks)
+
+
+@pytest.mark.parametrize("estimator, check", list(_default_check_params()))
+def test_sklearn_compatible_default_estimator(estimator, check):
     check(estimator)
 
 

@@ -259,12 +259,12 @@ def test_sample_weight_zero_equals_dropping_for_the_cluster_prior(separable):
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"filter_fraction": 1.0}, "filter_fraction must be in"),
-        ({"eta": -0.1}, "eta must be >= 0"),
-        ({"stage_prior": "routed"}, "stage_prior='routed' is not supported"),
-        ({"n_clusters": 0}, "n_clusters must be an integer >= 1"),
-        ({"center_std": 0.0}, "center_std must be > 0"),
-        ({"n_filters": -1}, "n_filters must be an integer >= 0"),
+        ({"filter_fraction": 1.0}, "'filter_fraction' parameter of DLSAClassifier"),
+        ({"eta": -0.1}, "'eta' parameter"),
+        ({"stage_prior": "routed"}, "'stage_prior' parameter"),
+        ({"n_clusters": 0}, "'n_clusters' parameter"),
+        ({"center_std": 0.0}, "'center_std' parameter"),
+        ({"n_filters": -1}, "'n_filters' parameter"),
     ],
 )
 def test_bad_parameters(params, message, separable):

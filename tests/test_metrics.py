@@ -119,3 +119,76 @@ def test_scorers_in_grid_search(small_lt):
         grid.fit(X, y)
         assert 0 < grid.best_score_ <= 1
     assert get_scorer("accuracy") is not None  # falls back to scikit-learn's names
+
+
+@pytest.mark.parametrize(
+    "metric, args, kwargs, match",
+    [
+        # reproducers of issue 15, item 4: each returned a number on the old code (1.0, -1.0, ...)
+        (harmonic_mean_recall, ([0, 1, 1], [0, 0, 0]), {"sample_weight": [1, np.nan, 1]}, "sample_weight contains NaN"),
+        (lowest_recall, ([0, 1, 1], [0, 0, 1]), {"sample_weight": [1, 2, -1]}, "Negative values"),
+        (geometric_mean_recall, ([0, 1], [0, 1]), {"sample_weight": [1, np.inf]}, "infinity"),
+        (harmonic_mean_recall, ([0, np.nan, 1], [0, 0, 1]), {}, "y_true contains NaN"),
+        (lowest_recall, ([0, 1, 1], [0, 1, np.nan]), {}, "y_pred contains NaN"),
+        (harmonic_mean_recall, ([0, 1, 1], ["0", "1", "1"]), {}, "Mix of label input types"),
+        (harmonic_mean_recall, ([0, 1, 1], [0.5, 1, 1]), {}, "continuous"),
+        (per_class_recall, ([0, 1, 1], [0, 1]), {}, "inconsistent numbers of samples"),
+        (few_shot_accuracy, ([0, 1], [0, 1]), {"class_counts": {"0": 3, "1": 5}}, "no training count: \\[0, 1\\]"),
+        (many_shot_accuracy, (["a", "z"], ["a", "a"]), {"y_train": ["a", "b"]}, "no training count: \\['z'\\]"),
+        (long_tail_report, ([0, 2], [0, 2]), {"y_train": [0, 1]}, "no training count: \\[2\\]"),
+    ],
+)
+def test_invalid_metric_input_is_rejected(metric, args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        metric(*args, **kwargs)
+
+
+@st.composite
+def weighted_predictions(draw):
+    """Random labels (ints or strings) and, half of the time, random non-negative weights."""
+    y_true, y_pred = draw(predictions())
+    if draw(st.booleans()):
+        names = np.array([f"c{i}" for i in range(7)], dtype=object)
+        y_true, y_pred = names[y_true], names[y_pred]
+    weights = None
+    if draw(st.booleans()):
+        weights = np.array(draw(st.lists(st.floats(0.01, 10), min_size=len(y_true), max_size=len(y_true))))
+    return y_true, y_pred, weights
+
+
+@settings(max_examples=150, deadline=None)
+@given(weighted_predictions(), st.sampled_from([None, 1e-3, 0.05]))
+def test_metrics_agree_with_sklearn_and_imblearn(pred, zero_recall):
+    from imblearn.metrics import geometric_mean_score
+    from scipy.stats import hmean
+    from sklearn.metrics import recall_score
+
+    y_true, y_pred, weights = pred
+    present = np.unique(y_true)
+    reference = recall_score(y_true, y_pred, labels=present, average=None, sample_weight=weights, zero_division=0)
+    labels, recall = per_class_recall(y_true, y_pred, sample_weight=weights)
+    np.testing.assert_array_equal(labels, present)
+    np.testing.assert_allclose(recall, reference, rtol=1e-12)
+    assert lowest_recall(y_true, y_pred, sample_weight=weights) == pytest.approx(reference.min(), rel=1e-12)
+    floored = reference if zero_recall is None else np.where(reference == 0, zero_recall, reference)
+    harmonic = 0.0 if np.any(floored == 0) else hmean(floored)
+    assert harmonic_mean_recall(y_true, y_pred, sample_weight=weights, zero_recall=zero_recall) == pytest.approx(
+        harmonic, rel=1e-9, abs=1e-15
+    )
+    imblearn_gmean = geometric_mean_score(
+        y_true, y_pred, labels=present, average="multiclass", sample_weight=weights, correction=zero_recall or 0.0
+    )
+    assert geometric_mean_recall(y_true, y_pred, sample_weight=weights, zero_recall=zero_recall) == pytest.approx(
+        imblearn_gmean, rel=1e-9, abs=1e-15
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(predictions(), st.integers(0, 59), st.sampled_from([np.nan, np.inf, -1.0]))
+def test_one_bad_weight_is_always_rejected(pred, position, bad):
+    y_true, y_pred = pred
+    weights = np.ones(len(y_true))
+    weights[position % len(y_true)] = bad
+    for metric in (harmonic_mean_recall, geometric_mean_recall, lowest_recall, per_class_recall):
+        with pytest.raises(ValueError):
+            metric(y_true, y_pred, sample_weight=weights)

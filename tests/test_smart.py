@@ -328,7 +328,7 @@ def test_online_route_with_string_labels_and_a_dataframe():
 def test_augmenter_errors_and_warnings():
     rng = np.random.default_rng(12)
     X, y = make_classes(rng, [40, 20, 5], 3)
-    with pytest.raises(TypeError, match="online augmenter"):
+    with pytest.raises(TypeError, match="'augmenter' parameter of LinearClassifier must be an object implementing"):
         LinearClassifier(augmenter="smart", max_epochs=1, device="cpu").fit(X, y)
     with pytest.warns(UserWarning, match="no head class"):
         LinearClassifier(augmenter=SMARTAugmenter(), max_epochs=1, device="cpu").fit(X, y)

@@ -169,11 +169,11 @@ def test_wrong_feature_count_at_predict(small_lt):
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"loss": "focal"}, "loss='focal'"),
-    ({"sampling": "square_root"}, "sampling='square_root'"),
-    ({"lr": -1}, "lr must be"),
-    ({"max_epochs": 1.5}, "max_epochs must be an integer"),
-    ({"optimizer": "lbfgs"}, "optimizer='lbfgs'"),
+    ({"loss": "focal"}, "'loss' parameter of LinearClassifier"),
+    ({"sampling": "square_root"}, "'sampling' parameter"),
+    ({"lr": -1}, "'lr' parameter"),
+    ({"max_epochs": 1.5}, "'max_epochs' parameter"),
+    ({"optimizer": "lbfgs"}, "'optimizer' parameter"),
 ])
 def test_bad_parameters_are_named(small_lt, params, match):
     X, _, y, _ = small_lt

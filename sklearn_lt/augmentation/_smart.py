@@ -30,6 +30,7 @@ from torch.utils.data import Sampler
 
 from ..torch._data import ClassBalancedSampler
 from ..torch._net import batch_unpack
+from ..utils._validation import label_repr
 
 #: The paper's epsilon in ``sqrt(diag(Sigma_t) + eps)`` (Eq. 6), in units of ``feature_scale_**2``.
 EPS = 1e-8
@@ -736,6 +737,9 @@ class SMARTAugmenter(BaseOverSampler):
 
     def _check_X_y(self, X, y, accept_sparse=None):
         y, binarize_y = check_target_type(y, indicate_one_vs_all=True)
+        # statistics are computed in float32/64; the output returns to a narrower float input's dtype (float16)
+        dtype = getattr(X, "dtype", None)
+        self._output_dtype = dtype if dtype is not None and dtype.kind == "f" and dtype.itemsize < 4 else None
         X, y = validate_data(self, X=X, y=y, reset=True, dtype=[np.float64, np.float32], accept_sparse=["csr", "csc"])
         return X, y, binarize_y
 
@@ -772,7 +776,7 @@ class SMARTAugmenter(BaseOverSampler):
             candidates = np.flatnonzero(is_head & (np.arange(len(classes)) != k))
             if len(candidates) == 0:
                 raise ValueError(
-                    f"SMARTAugmenter has no head class to transfer to class {label!r}: no other class has more "
+                    f"SMARTAugmenter has no head class to transfer to class {label_repr(label)}: no other class has more "
                     f"than head_threshold={self.head_threshold} samples (class sizes: {dict(zip(classes, counts))}). "
                     "Lower head_threshold."
                 )
@@ -800,6 +804,8 @@ class SMARTAugmenter(BaseOverSampler):
             X_res = sparse.vstack([X_in, sparse.csr_matrix(F_new)], format=X_in.format)
         else:
             X_res = np.vstack([X, F_new])
+            if getattr(self, "_output_dtype", None) is not None:
+                X_res = X_res.astype(self._output_dtype)
         y_res = np.concatenate([y, y[sources]])
         return X_res, y_res
 

@@ -6,23 +6,29 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+import numbers
+
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 from torch import nn
 
 from ..linear_model._linear import loss_tau
 from ..metrics import geometric_mean_recall, get_scorer, harmonic_mean_recall
 from ..neural_network._mlp import FLOAT32_SUBSET_REASON, MLPHeadClassifier
 from ..torch._base import BaseTorchClassifier, ClassifierOutputMixin, validate_classification_data
+from ..torch._callbacks import warn_if_degenerate
+from ..torch._data import ClassBalancedSampler
 from ..torch._device import draw_seed, seeded
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import batch_norm_layers, has_batch_norm, make_train_sampler, train_module
 from ..utils._split import tail_safe_validation_split
-from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
+from ..utils import _param_constraints as pc
+from ..utils._validation import check_positive_int
 
 _MERGES = ("average", "greedy_soup")
 _PREDICT_BATCH = 4096
@@ -88,7 +94,8 @@ def _forward(module, X, device, *, capture=None):
     try:
         with torch.inference_mode():
             for start in range(0, len(X), _PREDICT_BATCH):
-                Xb = torch.as_tensor(X[start : start + _PREDICT_BATCH], dtype=torch.float32, device=device)
+                # a copy: as_tensor would wrap a read-only input (a memmap) and torch warns about it
+                Xb = torch.tensor(X[start : start + _PREDICT_BATCH], dtype=torch.float32, device=device)
                 outputs.append(module(Xb).detach().cpu().float())
     finally:
         if handle is not None:
@@ -178,9 +185,10 @@ def _finetune_module(module, X, y, *, device, epochs, lr, batch_size, weight_dec
 def _train_linear(layer, features, y, *, device, class_counts, loss_tau, sampling, epochs, lr, batch_size,
                   weight_decay, seed, verbose):
     """Train a copy of the ``nn.Linear`` ``layer`` on fixed ``features``, starting from its weights."""
-    head = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
-    head.load_state_dict(layer.state_dict())
     with seeded(seed, device) as generator:
+        # built inside ``seeded``: its (overwritten) random initialisation must not draw from the caller's RNG
+        head = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+        head.load_state_dict(layer.state_dict())
         return train_module(
             head,
             LogitAdjustedLoss(class_counts, tau=loss_tau),
@@ -614,6 +622,30 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         "post_train_epochs": 2,
     }
 
+    _parameter_constraints: dict = {
+        "estimator": pc.BASE_ESTIMATOR,
+        "n_subsets": pc.EPOCHS,
+        "n_per_class": pc.POSITIVE_INT,
+        "finetune_epochs": pc.EPOCHS,
+        "finetune_lr": pc.NONNEGATIVE_REAL,
+        "finetune_batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 2, None, closed="left")],
+        "finetune_mixup": pc.NONNEGATIVE_REAL,
+        "weight_decay": pc.NONNEGATIVE_REAL,
+        "merge": [StrOptions(set(_MERGES))],
+        "soup_scoring": [str, callable],
+        "recalibrate_bn": ["boolean"],
+        "post_train": ["boolean"],
+        "post_train_epochs": pc.EPOCHS,
+        "post_train_lr": pc.NONNEGATIVE_REAL,
+        "post_train_batch_size": pc.POSITIVE_INT,
+        "post_train_loss": pc.LOSSES,
+        "post_train_sampling": pc.SAMPLINGS,
+        "fc_epochs": pc.EPOCHS,
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
     def __init__(
         self,
         estimator=None,
@@ -662,29 +694,8 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         self.verbose = verbose
 
     def _check_params(self):
-        check_positive_int("n_subsets", self.n_subsets, minimum=0)
-        check_positive_int("n_per_class", self.n_per_class)
-        check_positive_int("finetune_epochs", self.finetune_epochs, minimum=0)
-        check_nonnegative_float("finetune_lr", self.finetune_lr)
-        if self.finetune_batch_size != "auto":
-            check_positive_int("finetune_batch_size", self.finetune_batch_size, minimum=2)
-        check_nonnegative_float("weight_decay", self.weight_decay)
-        check_nonnegative_float("finetune_mixup", self.finetune_mixup)
-        check_option("merge", self.merge, _MERGES)
-        check_positive_int("post_train_epochs", self.post_train_epochs, minimum=0)
-        check_nonnegative_float("post_train_lr", self.post_train_lr)
-        check_positive_int("post_train_batch_size", self.post_train_batch_size)
         self._post_tau = loss_tau(self.post_train_loss, 1.0)
-        check_option("post_train_sampling", self.post_train_sampling, ("class_balanced", "instance"))
-        check_positive_int("fc_epochs", self.fc_epochs, minimum=0)
-        for name in ("recalibrate_bn", "post_train"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
-        if self.validation_fraction is not None:
-            fraction = check_nonnegative_float("validation_fraction", self.validation_fraction, positive=True)
-            if fraction >= 1:
-                raise ValueError(f"validation_fraction must be in (0, 1) or None, got {self.validation_fraction!r}.")
-        elif self.merge == "greedy_soup":
+        if self.validation_fraction is None and self.merge == "greedy_soup":
             raise ValueError(
                 "merge='greedy_soup' scores candidate soups on held-out data: set validation_fraction "
                 "(e.g. 0.1), or use merge='average'."
@@ -762,6 +773,7 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         self._log(f"greedy soup of {len(ingredients)}/{len(models)} models, {self.soup_scoring} {best:.4f}")
         return merged(ingredients), np.sort(np.asarray(ingredients, dtype=np.intp))
 
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
         """Pre-train, fine-tune on balanced subsets, merge and post-train.
 
@@ -882,6 +894,7 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
                 self._scores("final", self.estimator_, X_val, y_val)
         else:
             self.estimator_ = self.merged_estimator_
+        warn_if_degenerate(self, X, y_all, stacklevel=4)
         return self
 
     def _logits(self, X):

@@ -1,22 +1,28 @@
 """DLSA: dynamic label space adjustment by a cascade of Gaussian-mixture flow filters (Xu et al., ECCV 2022)."""
 
 import math
+import numbers
+import warnings
 
 import numpy as np
 import torch
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.utils import noop
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Sampler
 
 from ..torch._base import BaseTorchClassifier
+from ..torch._callbacks import TrainingDivergedError
 from ..torch._data import ShuffledBatchSampler
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import train_module
 from ..utils._split import tail_safe_validation_split
-from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
+from ..utils import _param_constraints as pc
+from ..utils._validation import check_float32_range, check_positive_int
 from ._modules import ClusterAidedClassifier, GaussianMixtureFlow
 
 #: head/tail border of the paper's separation diagnostic (Fig. 2 and 7): a tail class has at most 50 samples
@@ -350,6 +356,28 @@ class DLSAClassifier(BaseTorchClassifier):
 
     _test_params = {"flow_max_epochs": 2, "max_epochs": 20}
 
+    _parameter_constraints: dict = {
+        "n_filters": pc.EPOCHS,
+        "n_clusters": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "filter_fraction": pc.FRACTION,
+        "q": pc.NONNEGATIVE_REAL,
+        "lambda_mle": pc.NONNEGATIVE_REAL,
+        "lambda_bal": pc.NONNEGATIVE_REAL,
+        "lambda_pure": pc.NONNEGATIVE_REAL,
+        "eta": pc.FRACTION,
+        "center_std": [StrOptions({"auto"}), *pc.POSITIVE_REAL],
+        "stage_prior": [StrOptions({"global", "subset"})],
+        "flow_max_epochs": pc.EPOCHS,
+        "flow_batch_size": pc.POSITIVE_INT,
+        "flow_lr": pc.NONNEGATIVE_REAL,
+        "max_epochs": pc.EPOCHS,
+        "batch_size": pc.POSITIVE_INT,
+        "lr": pc.NONNEGATIVE_REAL,
+        "weight_decay": pc.NONNEGATIVE_REAL,
+        "validation_fraction": pc.FRACTION,
+        **pc.TORCH_COMMON,
+    }
+
     def __init__(
         self,
         *,
@@ -398,27 +426,10 @@ class DLSAClassifier(BaseTorchClassifier):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ checks
-    def _check_params(self):
-        check_positive_int("n_filters", self.n_filters, minimum=0)
-        if not (isinstance(self.n_clusters, str) and self.n_clusters == "auto"):
-            check_positive_int("n_clusters", self.n_clusters)
-        for name in ("filter_fraction", "eta", "validation_fraction"):
-            value = check_nonnegative_float(name, getattr(self, name))
-            if value >= 1:
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
-        for name in ("q", "lambda_mle", "lambda_bal", "lambda_pure", "lr", "weight_decay", "flow_lr"):
-            check_nonnegative_float(name, getattr(self, name))
-        if not (isinstance(self.center_std, str) and self.center_std == "auto"):
-            check_nonnegative_float("center_std", self.center_std, positive=True)
-        check_option("stage_prior", self.stage_prior, ("global", "subset"))
-        check_positive_int("flow_max_epochs", self.flow_max_epochs, minimum=0)
-        check_positive_int("flow_batch_size", self.flow_batch_size)
-        check_positive_int("max_epochs", self.max_epochs, minimum=0)
-        check_positive_int("batch_size", self.batch_size)
-
     # ------------------------------------------------------------------ fit
     def _train_classifier(self, module, prior_counts, features, y, sample_weight, valid, generator):
-        callbacks = [_keep_best_on_validation()] if valid is not None else None
+        # skorch's load_best has no epoch to restore after 0 epochs (it raised IndexError)
+        callbacks = [_keep_best_on_validation()] if valid is not None and self.max_epochs > 0 else None
         return train_module(
             module,
             LogitAdjustedLoss(prior_counts, tau=1.0),
@@ -484,14 +495,30 @@ class DLSAClassifier(BaseTorchClassifier):
                 optimizer="sgd",
                 lr=self.flow_lr,
                 lr_schedule="constant",
-                callbacks=[("loss_terms", _RecordLossTerms())] + ([_keep_best_on_validation()] if len(active_v) else []),
+                callbacks=[("loss_terms", _RecordLossTerms())]
+                + ([_keep_best_on_validation()] if len(active_v) and self.flow_max_epochs > 0 else []),
                 valid_data=(Xv[active_v], yv[active_v]) if len(active_v) else None,
                 device=self.device_,
                 verbose=self.verbose,
             )
             llh_t, z_t, h_t = _flow_outputs(flow_net, Xt)
+            if not np.all(np.isfinite(llh_t[active_t])):
+                raise TrainingDivergedError(
+                    f"DLSAClassifier: flow filter {depth} gives non-finite log-likelihoods: its training diverged. "
+                    "Use a smaller flow_lr, and standardise the features if their scale is large."
+                )
             threshold = np.sort(llh_t[active_t])[n_keep]
             routed_t = active_t[llh_t[active_t] >= threshold]
+            if len(routed_t) in (0, n_active):
+                # ties (e.g. constant features) leave nothing to one side: a stage would train on no sample
+                warnings.warn(
+                    f"DLSAClassifier: flow filter {depth} gives {len(np.unique(llh_t[active_t]))} distinct "
+                    f"log-likelihood(s) for {n_active} samples, so its threshold routes all or none of them; the "
+                    f"cascade stops with {depth} filter(s). Check that the features are not constant.",
+                    ConvergenceWarning,
+                    stacklevel=4,
+                )
+                break
 
             counts = np.zeros((self.n_clusters_, n_classes))
             np.add.at(counts, (h_t, yt), wt)
@@ -550,6 +577,7 @@ class DLSAClassifier(BaseTorchClassifier):
     def _validated(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        check_float32_range(X, estimator=self)
         return np.asarray(X, dtype=np.float32)
 
     def _cascade(self, X):

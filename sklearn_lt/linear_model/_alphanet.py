@@ -8,19 +8,23 @@ import torch
 from scipy.optimize import brentq
 from scipy.spatial.distance import cdist
 from skorch.callbacks import Callback, EpochScoring
+from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import validate_data
 from torch import nn
 from torch.utils.data import Sampler
 
 from ..torch._base import BaseTorchClassifier, validate_classification_data
 from ..torch._data import ClassBalancedSampler
+from ..torch._callbacks import warn_if_degenerate
 from ..torch._device import resolve_device, seeded
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, train_module
 from ..utils._long_tail import MANY_SHOT_THRESHOLD, shot_groups
 from ..utils._split import tail_safe_validation_split
-from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
+from ..utils import _param_constraints as pc
+from ..utils._validation import check_float32_range, check_positive_int
 from ._linear import LinearClassifier
 from ._posthoc import fit_base_linear
 
@@ -320,8 +324,8 @@ class AlphaNetClassifier(BaseTorchClassifier):
         Classes with fewer training samples (counted on all of ``y``) form the
         few split; the others are the base split and are never changed.
     n_neighbors : int, default=5
-        Base classes combined into each few class; must be smaller than the
-        number of base classes.
+        Base classes combined into each few class; when there are fewer base
+        classes, all of them (with a warning).
     metric : {"euclidean", "cosine"}, default="euclidean"
         Distance between class means (cosine: ``1 - cos``).
     neighbor_selection : {"nearest", "random"}, default="nearest"
@@ -395,6 +399,8 @@ class AlphaNetClassifier(BaseTorchClassifier):
         Biases (the base classifier's unless ``learn_few_bias``).
     few_classes_ : ndarray of shape (n_few,)
         Labels of the corrected (few) classes.
+    n_neighbors_ : int
+        Neighbours per few class actually used: ``min(n_neighbors, number of base classes)``.
     neighbors_ : ndarray of shape (n_few, n_neighbors)
         Labels of each few class's base neighbours, nearest first (in draw
         order with ``neighbor_selection="random"``).
@@ -437,7 +443,10 @@ class AlphaNetClassifier(BaseTorchClassifier):
     -----
     With no few class in ``y`` there is nothing to correct: ``fit`` warns and
     the model equals the base classifier (so searches over data without rare
-    classes still run). Too few base classes for ``n_neighbors`` is an error.
+    classes still run); the same with no base class (every class is few).
+    With fewer base classes than ``n_neighbors``, ``fit`` warns and each few
+    class combines all the base classes there are (``n_neighbors_``), so that
+    small data (a CV fold, scikit-learn's checks) still fits.
 
     ``rho`` sets how much the few classes are favoured *per class*: each few
     class gets ``F / n_few`` samples an epoch, each base class ``rho F /
@@ -476,6 +485,27 @@ class AlphaNetClassifier(BaseTorchClassifier):
     _expected_failed_checks = {
         "check_sample_weight_equivalence_on_dense_data": "trained by stochastic mini-batches (base classifier "
         "and AlphaNet): integer weights equal repetition only in expectation",
+    }
+
+    _parameter_constraints: dict = {
+        "estimator": pc.BASE_ESTIMATOR,
+        "few_threshold": pc.POSITIVE_INT,
+        "n_neighbors": pc.POSITIVE_INT,
+        "metric": [StrOptions({"euclidean", "cosine"})],
+        "neighbor_selection": [StrOptions({"nearest", "random"})],
+        "rho": pc.NONNEGATIVE_REAL,
+        "hidden_layer_sizes": [tuple, list],
+        "use_own_weights": ["boolean"],
+        "learn_few_bias": ["boolean"],
+        "logit_scale": [StrOptions({"auto"}), *pc.POSITIVE_REAL],
+        "max_epochs": pc.EPOCHS,
+        "min_epochs": pc.POSITIVE_INT,
+        "batch_size": pc.POSITIVE_INT,
+        "lr": pc.NONNEGATIVE_REAL,
+        "weight_decay": pc.NONNEGATIVE_REAL,
+        "validation_fraction": pc.FRACTION,
+        "scoring": [StrOptions(set(_SCORINGS))],
+        **pc.TORCH_COMMON,
     }
 
     def __init__(
@@ -524,32 +554,12 @@ class AlphaNetClassifier(BaseTorchClassifier):
         self.verbose = verbose
 
     def _check_params(self):
-        check_positive_int("few_threshold", self.few_threshold)
-        check_positive_int("n_neighbors", self.n_neighbors)
-        check_option("metric", self.metric, ("euclidean", "cosine"))
-        check_option("neighbor_selection", self.neighbor_selection, ("nearest", "random"))
-        check_nonnegative_float("rho", self.rho)
+        # the elements of a tuple are beyond what the constraints can state
         sizes = self.hidden_layer_sizes
-        if (
-            not isinstance(sizes, (tuple, list))
-            or len(sizes) == 0
-            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in sizes)
+        if len(sizes) == 0 or not all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in sizes
         ):
             raise ValueError(f"hidden_layer_sizes must be a non-empty tuple of positive ints, got {sizes!r}.")
-        check_positive_int("max_epochs", self.max_epochs, minimum=0)
-        check_positive_int("min_epochs", self.min_epochs)
-        check_positive_int("batch_size", self.batch_size)
-        check_nonnegative_float("lr", self.lr)
-        check_nonnegative_float("weight_decay", self.weight_decay)
-        frac = self.validation_fraction
-        if isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0 <= frac < 1:
-            raise ValueError(f"validation_fraction must be a number in [0, 1), got {frac!r}.")
-        check_option("scoring", self.scoring, tuple(_SCORINGS))
-        scale = self.logit_scale
-        if not (isinstance(scale, str) and scale == "auto") and (
-            isinstance(scale, (str, bool)) or not isinstance(scale, numbers.Real) or not 0 < scale < np.inf
-        ):
-            raise ValueError(f"logit_scale must be 'auto' or a positive number, got {scale!r}.")
 
     def _validate_val(self, X_val, y_val):
         if (X_val is None) != (y_val is None):
@@ -557,6 +567,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
         if X_val is None:
             return None
         X_val = validate_data(self, X_val, reset=False, dtype=[np.float32, np.float64])
+        check_float32_range(X_val, estimator=self, input_name="X_val")
         y_val = np.asarray(y_val)
         if y_val.ndim != 1 or len(y_val) != len(X_val):
             raise ValueError(f"y_val must be 1-d with one label per row of X_val ({len(X_val)}), got shape {y_val.shape}.")
@@ -568,6 +579,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
             )
         return np.asarray(X_val, dtype=np.float32), np.searchsorted(self.classes_, y_val).astype(np.int64)
 
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None):
         """Fit the base classifier (unless frozen), then learn the few-class corrections.
 
@@ -602,11 +614,15 @@ class AlphaNetClassifier(BaseTorchClassifier):
         )
         is_few = groups == "few"
         few, base = np.flatnonzero(is_few), np.flatnonzero(~is_few)
-        if len(few) and self.n_neighbors >= len(base):
-            raise ValueError(
-                f"n_neighbors={self.n_neighbors} must be smaller than the number of base classes, {len(base)} "
-                f"(classes with at least few_threshold={self.few_threshold} training samples; {len(few)} classes "
-                "are few). Lower n_neighbors or few_threshold."
+        self.n_neighbors_ = min(self.n_neighbors, len(base))
+        if len(few) and len(base) and self.n_neighbors > len(base):
+            # small data (e.g. a CV fold) should still fit: borrow from every base class there is
+            warnings.warn(
+                f"n_neighbors={self.n_neighbors} but there are only {len(base)} base classes (classes with at "
+                f"least few_threshold={self.few_threshold} training samples; {len(few)} classes are few): each few "
+                f"class uses all {len(base)} of them. Lower n_neighbors or few_threshold to silence this.",
+                UserWarning,
+                stacklevel=4,
             )
 
         train = np.arange(len(y_enc))
@@ -617,23 +633,31 @@ class AlphaNetClassifier(BaseTorchClassifier):
         X_fit, y_fit, w_fit = X[train], y_enc[train], sample_weight[train]
 
         default = LinearClassifier(sampling="class_balanced", device=self.device, random_state=int(base_seed))
-        self.estimator_, W, b = fit_base_linear(self, X_fit, self.classes_[y_fit], w_fit, default=default)
-        if W.shape[1] != X.shape[1]:
-            raise ValueError(
-                f"the base estimator has {W.shape[1]} features per weight row but X has {X.shape[1]} features."
-            )
+        self.estimator_, W, b = fit_base_linear(
+            self, X_fit, self.classes_[y_fit], w_fit, default=default, random_state=int(base_seed)
+        )
         self.coef_, self.intercept_ = W.copy(), b.copy()
         self.few_classes_ = self.classes_[few]
         self.net_ = self.history_ = self.best_epoch_ = self.logit_scale_ = None
-        if len(few) == 0:
+        if len(few) == 0 or len(base) == 0:
+            if len(few) == 0:
+                reason = (
+                    f"no class has fewer than few_threshold={self.few_threshold} training samples, so AlphaNet has "
+                    "nothing to correct"
+                )
+                fix = "raise few_threshold to correct the rarest classes"
+            else:
+                reason = (
+                    f"every class has fewer than few_threshold={self.few_threshold} training samples, so there is "
+                    "no base class to borrow weights from"
+                )
+                fix = "lower few_threshold so that the largest classes are base classes"
             warnings.warn(
-                f"no class has fewer than few_threshold={self.few_threshold} training samples, so AlphaNet has "
-                "nothing to correct and the model equals the base classifier; raise few_threshold to correct "
-                "the rarest classes.",
+                f"{reason} and the model equals the base classifier; {fix}.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
-            k = self.n_neighbors
+            k = self.n_neighbors_
             self.neighbors_ = np.empty((0, k), dtype=self.classes_.dtype)
             self.neighbor_distances_ = np.empty((0, k))
             self.alphas_ = np.empty((0, k))
@@ -687,6 +711,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
         elif self.max_epochs:
             self.best_epoch_ = self.max_epochs
         self._read_module(W, few, neighbor_idx)
+        warn_if_degenerate(self, X, y_enc, sample_weight, stacklevel=4)
         return self
 
     def _resolve_logit_scale(self, W, b, X_fit, y_fit, validation, rng):
@@ -714,7 +739,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
             dist = 1.0 - unit[few] @ unit[base].T
         else:
             dist = cdist(means[few], means[base])
-        k = self.n_neighbors
+        k = self.n_neighbors_
         if self.neighbor_selection == "random":
             # the paper's control (and the authors' code, which ranks the base classes by random keys) keeps
             # the random neighbours in draw order: sorting them by distance would tell the MLP which one is

@@ -1,12 +1,14 @@
 """Linear classifiers on features trained through the library's torch core (the decoupling baselines)."""
 
-import numpy as np
+from sklearn.utils._param_validation import HasMethods
 from torch import nn
 
 from ..torch._base import BaseTorchClassifier
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
-from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
+from ..utils import _param_constraints as pc
+from ..utils._split import split_off_validation
+from ..utils._validation import check_nonnegative_float, check_option
 
 LOSSES = ("cross_entropy", "balanced_softmax", "logit_adjusted")
 
@@ -51,9 +53,15 @@ class LinearClassifier(BaseTorchClassifier):
     weight_decay : float, default=1e-4
         L2 penalty of the optimizer.
     momentum : float, default=0.9
-        SGD momentum (ignored by Adam/AdamW).
+        SGD momentum in [0, 1) (ignored by Adam/AdamW).
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net (e.g. ``EarlyStopping``).
+    validation_fraction : float, default=0.0
+        Share of each class held out (tail-safe: a class keeps at least one
+        training sample) and scored every epoch as skorch's ``valid_loss``,
+        which callbacks such as ``EarlyStopping`` or ``Checkpoint`` monitor.
+        ``0`` (the default) trains on all the data; such a callback then
+        raises a clear error asking for a fraction.
     augmenter : object, default=None
         Online augmentation of every training batch, e.g.
         :class:`~sklearn_lt.augmentation.SMARTAugmenter` (training only;
@@ -104,6 +112,22 @@ class LinearClassifier(BaseTorchClassifier):
     True
     """
 
+    _parameter_constraints: dict = {
+        "loss": pc.LOSSES,
+        "tau": pc.NONNEGATIVE_REAL,
+        "sampling": pc.SAMPLINGS,
+        "max_epochs": pc.EPOCHS,
+        "batch_size": pc.POSITIVE_INT,
+        "optimizer": pc.OPTIMIZERS,
+        "lr": pc.NONNEGATIVE_REAL,
+        "weight_decay": pc.NONNEGATIVE_REAL,
+        "momentum": pc.MOMENTUM,
+        "callbacks": pc.CALLBACKS,
+        "validation_fraction": pc.FRACTION,
+        "augmenter": [HasMethods(["make_train_batch_hook"]), None],
+        **pc.TORCH_COMMON,
+    }
+
     def __init__(
         self,
         *,
@@ -117,6 +141,7 @@ class LinearClassifier(BaseTorchClassifier):
         weight_decay=1e-4,
         momentum=0.9,
         callbacks=None,
+        validation_fraction=0.0,
         augmenter=None,
         device="auto",
         random_state=None,
@@ -132,6 +157,7 @@ class LinearClassifier(BaseTorchClassifier):
         self.weight_decay = weight_decay
         self.momentum = momentum
         self.callbacks = callbacks
+        self.validation_fraction = validation_fraction
         self.augmenter = augmenter
         self.device = device
         self.random_state = random_state
@@ -139,10 +165,6 @@ class LinearClassifier(BaseTorchClassifier):
 
     def _check_params(self):
         self._tau = loss_tau(self.loss, self.tau)
-        check_positive_int("max_epochs", self.max_epochs, minimum=0)
-        check_positive_int("batch_size", self.batch_size)
-        check_nonnegative_float("lr", self.lr)
-        check_nonnegative_float("weight_decay", self.weight_decay)
 
     def _optimizer_kwargs(self):
         kwargs = {"weight_decay": self.weight_decay}
@@ -151,6 +173,9 @@ class LinearClassifier(BaseTorchClassifier):
         return kwargs
 
     def _fit_net(self, X, y, sample_weight, generator):
+        (X, y, sample_weight), valid_data = split_off_validation(
+            X, y, sample_weight, self.validation_fraction, generator
+        )
         module = nn.Linear(X.shape[1], len(self.classes_))
         # the loss is convex in (W, b): start at zero, like LogisticRegression, not at a random point
         nn.init.zeros_(module.weight)
@@ -167,6 +192,7 @@ class LinearClassifier(BaseTorchClassifier):
             lr=self.lr,
             optimizer_kwargs=self._optimizer_kwargs(),
             callbacks=self.callbacks,
+            valid_data=valid_data,
             augmenter=self.augmenter,
             device=self.device_,
             verbose=self.verbose,

@@ -2,32 +2,40 @@
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 
 from ..torch._base import BaseTorchClassifier, ClassifierOutputMixin, validate_classification_data
+from ..torch._callbacks import warn_if_degenerate
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
-from ..utils._validation import check_nonnegative_float, check_positive_int
+from ..utils import _param_constraints as pc
 from ._utils import linear_weights
 
 
-def fit_base_linear(meta, X, y, sample_weight=None, *, default=None):
+def fit_base_linear(meta, X, y, sample_weight=None, *, default=None, random_state="meta"):
     """Clone and fit ``meta.estimator`` (default: a :class:`LinearClassifier`) and read its weights.
 
     Wrap an already fitted model in :class:`sklearn.frozen.FrozenEstimator` to
     correct it without refitting. ``default`` is the (unfitted) estimator used
     when ``meta.estimator`` is None; None means ``LinearClassifier`` seeded with
-    ``meta.random_state``.
+    ``random_state``. A user's estimator whose ``random_state`` is None gets
+    ``random_state`` too (as in scikit-learn's meta-estimators), so that the
+    meta-estimator's ``random_state`` makes the whole fit reproducible;
+    ``"meta"`` means ``meta.random_state``.
     """
     from ._linear import LinearClassifier
 
+    if isinstance(random_state, str) and random_state == "meta":
+        random_state = getattr(meta, "random_state", None)
     if meta.estimator is not None:
         base = clone(meta.estimator)
+        params = base.get_params(deep=False)
+        if "random_state" in params and params["random_state"] is None:
+            base.set_params(random_state=random_state)
     elif default is not None:
         base = default
     else:
-        base = LinearClassifier(random_state=getattr(meta, "random_state", None))
+        base = LinearClassifier(random_state=random_state)
     # weights of all ones are no weights: do not require the base model to accept them
     weighted = sample_weight is not None and not np.all(np.asarray(sample_weight) == 1)
     kwargs = {"sample_weight": sample_weight} if weighted else {}
@@ -38,6 +46,12 @@ def fit_base_linear(meta, X, y, sample_weight=None, *, default=None):
             "a frozen estimator must have been fitted on the same classes."
         )
     W, b = linear_weights(base)
+    if W.shape[1] != X.shape[1]:
+        # a frozen base fitted on other features would otherwise fail only at predict
+        raise ValueError(
+            f"the base estimator {type(base).__name__} has {W.shape[1]} features per weight row but X has "
+            f"{X.shape[1]} features; a frozen estimator must have been fitted on the same features."
+        )
     return base, W, b
 
 
@@ -96,12 +110,21 @@ class TauNormalizedClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstima
         "is trained by stochastic mini-batches; weights equal repetition only in expectation",
     }
 
+    _parameter_constraints: dict = {
+        "estimator": pc.BASE_ESTIMATOR,
+        "tau": pc.NONNEGATIVE_REAL,
+        "keep_intercept": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, estimator=None, *, tau=1.0, keep_intercept=False, random_state=None):
         self.estimator = estimator
         self.tau = tau
         self.keep_intercept = keep_intercept
         self.random_state = random_state
 
+    # the base estimator validates its own parameters when fitted
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None):
         """Fit the base classifier and normalise its weights.
 
@@ -116,12 +139,12 @@ class TauNormalizedClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstima
         -------
         self : object
         """
-        X, _, _ = validate_classification_data(self, X, y, sample_weight)
-        tau = check_nonnegative_float("tau", self.tau)
+        X, y_encoded, weights = validate_classification_data(self, X, y, sample_weight)
         self.estimator_, W, b = fit_base_linear(self, X, y, sample_weight)
         norms = np.linalg.norm(W, axis=1, keepdims=True)
-        self.coef_ = W / np.maximum(norms, np.finfo(np.float64).tiny) ** tau
+        self.coef_ = W / np.maximum(norms, np.finfo(np.float64).tiny) ** float(self.tau)
         self.intercept_ = b if self.keep_intercept else np.zeros_like(b)
+        warn_if_degenerate(self, X, y_encoded, weights, stacklevel=4)
         return self
 
     def _logits(self, X):
@@ -203,6 +226,15 @@ class LWSClassifier(BaseTorchClassifier):
     (10,)
     """
 
+    _parameter_constraints: dict = {
+        "estimator": pc.BASE_ESTIMATOR,
+        "sampling": pc.SAMPLINGS,
+        "max_epochs": pc.EPOCHS,
+        "batch_size": pc.POSITIVE_INT,
+        "lr": pc.NONNEGATIVE_REAL,
+        **pc.TORCH_COMMON,
+    }
+
     def __init__(
         self,
         estimator=None,
@@ -223,11 +255,6 @@ class LWSClassifier(BaseTorchClassifier):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
-
-    def _check_params(self):
-        check_positive_int("max_epochs", self.max_epochs, minimum=0)
-        check_positive_int("batch_size", self.batch_size)
-        check_nonnegative_float("lr", self.lr)
 
     def _fit_net(self, X, y, sample_weight, generator):
         self.estimator_, W, b = fit_base_linear(self, X, self.classes_[y], sample_weight)

@@ -3,7 +3,8 @@
 import numpy as np
 from sklearn.metrics import accuracy_score, matthews_corrcoef
 from sklearn.utils import column_or_1d
-from sklearn.utils.validation import check_consistent_length
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import _check_sample_weight, check_consistent_length
 
 from ..utils._long_tail import FEW_SHOT_THRESHOLD, MANY_SHOT_THRESHOLD, SHOT_GROUPS, shot_groups
 
@@ -34,12 +35,7 @@ def per_class_recall(y_true, y_pred, *, labels=None, sample_weight=None):
     >>> per_class_recall([0, 0, 1, 1], [0, 1, 1, 1])
     (array([0, 1]), array([0.5, 1. ]))
     """
-    y_true = column_or_1d(y_true)
-    y_pred = column_or_1d(y_pred)
-    check_consistent_length(y_true, y_pred, sample_weight)
-    if len(y_true) == 0:
-        raise ValueError("y_true is empty: recall needs at least one sample.")
-    w = np.ones(len(y_true)) if sample_weight is None else column_or_1d(sample_weight).astype(np.float64)
+    y_true, y_pred, w = _check_recall_input(y_true, y_pred, sample_weight)
     labels = np.unique(y_true) if labels is None else np.asarray(labels)
     correct = y_true == y_pred
     recall = np.full(len(labels), np.nan)
@@ -49,6 +45,30 @@ def per_class_recall(y_true, y_pred, *, labels=None, sample_weight=None):
         if total > 0:
             recall[i] = w[mask & correct].sum() / total
     return labels, recall
+
+
+def _check_recall_input(y_true, y_pred, sample_weight):
+    """scikit-learn's checks of a classification metric's input; returns the labels and float64 weights.
+
+    Same lengths, no NaN label, one kind of target (not continuous, not a mix
+    of strings and numbers: ``"1" != 1`` would silently count as an error),
+    and weights that are finite and non-negative (a negative weight could
+    give a recall below 0 or above 1).
+    """
+    y_true = column_or_1d(y_true)
+    y_pred = column_or_1d(y_pred)
+    check_consistent_length(y_true, y_pred, sample_weight)
+    if len(y_true) == 0:
+        raise ValueError("y_true is empty: recall needs at least one sample.")
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise ValueError(f"Input {name} contains NaN or infinity: every sample needs a class label.")
+        kind = type_of_target(y, input_name=name)
+        if kind not in ("binary", "multiclass"):
+            raise ValueError(f"{name} must hold class labels (binary or multiclass), got {kind} values.")
+    unique_labels(y_true, y_pred)  # raises on a mix of strings and numbers
+    weights = _check_sample_weight(sample_weight, y_true, dtype=np.float64, ensure_non_negative=True)
+    return y_true, y_pred, weights
 
 
 def _recalls(y_true, y_pred, labels, sample_weight, zero_recall):
@@ -171,6 +191,24 @@ def _training_counts(y_train, class_counts):
     return dict(zip(labels.tolist(), counts.tolist()))
 
 
+def _train_counts_of(labels, counts):
+    """Training count of each test label; a test class unknown to training is an error, not "few-shot".
+
+    A label that is absent from the training counts is most often a key of the
+    wrong type (``"0"`` against ``0``) or the wrong ``y_train``; counting it as
+    a 0-sample few-shot class would silently change the few-shot accuracy.
+    """
+    keys = [label.item() if hasattr(label, "item") else label for label in labels]
+    unknown = [key for key in keys if key not in counts]
+    if unknown:
+        known = list(counts)[:5]
+        raise ValueError(
+            f"{len(unknown)} test class(es) have no training count: {unknown[:10]!r}; the training classes are "
+            f"e.g. {known!r}. Check that y_train / class_counts use the same labels (and label types) as y_true."
+        )
+    return np.array([counts[key] for key in keys])
+
+
 def shot_accuracy(
     y_true,
     y_pred,
@@ -218,7 +256,7 @@ def shot_accuracy(
         raise ValueError(f"shot={shot!r} is not one of {SHOT_GROUPS}.")
     counts = _training_counts(y_train, class_counts)
     labels, recall = per_class_recall(y_true, y_pred, sample_weight=sample_weight)
-    train_counts = np.array([counts.get(label.item() if hasattr(label, "item") else label, 0) for label in labels])
+    train_counts = _train_counts_of(labels, counts)
     groups = shot_groups(train_counts, many_threshold=many_threshold, few_threshold=few_threshold)
     selected = recall[groups == shot]
     return float(np.mean(selected)) if selected.size else float("nan")
@@ -327,7 +365,7 @@ def long_tail_report(y_true, y_pred, *, y_train=None, class_counts=None, output_
     """
     counts = _training_counts(y_train, class_counts)
     labels, recall = per_class_recall(y_true, y_pred)
-    train_counts = np.array([counts.get(label.item() if hasattr(label, "item") else label, 0) for label in labels])
+    train_counts = _train_counts_of(labels, counts)
     groups = shot_groups(train_counts)
     report = {
         "accuracy": float(accuracy_score(y_true, y_pred)),

@@ -2,14 +2,16 @@
 
 import numbers
 
-import torch
+from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from ..linear_model._linear import loss_tau
 from ..torch._base import BaseTorchClassifier
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import has_batch_norm, make_train_sampler, train_module
-from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
+from ..utils import _param_constraints as pc
+from ..utils._split import split_off_validation
+from ..utils._validation import check_positive_int
 
 # why sklearn's check_methods_subset_invariance fails for float32 networks with a hidden layer
 FLOAT32_SUBSET_REASON = (
@@ -141,6 +143,12 @@ class MLPHeadClassifier(BaseTorchClassifier):
         SGD momentum (ignored by Adam/AdamW).
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net.
+    validation_fraction : float, default=0.0
+        Share of each class held out (tail-safe: a class keeps at least one
+        training sample) and scored every epoch as skorch's ``valid_loss``,
+        which callbacks such as ``EarlyStopping`` or ``Checkpoint`` monitor.
+        ``0`` (the default) trains on all the data; such a callback then
+        raises a clear error asking for a fraction.
     device : str, default="auto"
         ``"auto"`` (CUDA if available, else CPU) or a torch device string.
     random_state : int, RandomState instance or None, default=None
@@ -190,6 +198,26 @@ class MLPHeadClassifier(BaseTorchClassifier):
         "check_methods_subset_invariance": FLOAT32_SUBSET_REASON,
     }
 
+    _parameter_constraints: dict = {
+        # tuple/list of positive ints, or one int; the elements are checked in ``fit``
+        "hidden_layer_sizes": [tuple, list, Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_norm": ["boolean"],
+        "activation": [StrOptions(set(_ACTIVATIONS))],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "loss": pc.LOSSES,
+        "tau": pc.NONNEGATIVE_REAL,
+        "sampling": pc.SAMPLINGS,
+        "max_epochs": pc.EPOCHS,
+        "batch_size": pc.POSITIVE_INT,
+        "optimizer": pc.OPTIMIZERS,
+        "lr": pc.NONNEGATIVE_REAL,
+        "weight_decay": pc.NONNEGATIVE_REAL,
+        "momentum": pc.MOMENTUM,
+        "callbacks": pc.CALLBACKS,
+        "validation_fraction": pc.FRACTION,
+        **pc.TORCH_COMMON,
+    }
+
     def __init__(
         self,
         hidden_layer_sizes=(256,),
@@ -207,6 +235,7 @@ class MLPHeadClassifier(BaseTorchClassifier):
         weight_decay=1e-4,
         momentum=0.9,
         callbacks=None,
+        validation_fraction=0.0,
         device="auto",
         random_state=None,
         verbose=0,
@@ -225,6 +254,7 @@ class MLPHeadClassifier(BaseTorchClassifier):
         self.weight_decay = weight_decay
         self.momentum = momentum
         self.callbacks = callbacks
+        self.validation_fraction = validation_fraction
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -232,20 +262,14 @@ class MLPHeadClassifier(BaseTorchClassifier):
     def _check_params(self):
         self._hidden = check_hidden_layer_sizes(self.hidden_layer_sizes)
         self._tau = loss_tau(self.loss, self.tau)
-        check_option("activation", self.activation, tuple(_ACTIVATIONS))
-        check_option("sampling", self.sampling, ("instance", "class_balanced"))
-        if not isinstance(self.batch_norm, (bool, numbers.Integral)):
-            raise ValueError(f"batch_norm must be True or False, got {self.batch_norm!r}.")
-        dropout = check_nonnegative_float("dropout", self.dropout)
-        if dropout >= 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
-        check_positive_int("max_epochs", self.max_epochs, minimum=0)
-        check_positive_int("batch_size", self.batch_size, minimum=2 if (self.batch_norm and self._hidden) else 1)
-        check_nonnegative_float("lr", self.lr)
-        check_nonnegative_float("weight_decay", self.weight_decay)
-        check_nonnegative_float("momentum", self.momentum)
+        if self.batch_norm and self._hidden:
+            # batch norm cannot train on a batch of one: a cross-parameter rule the constraints cannot state
+            check_positive_int("batch_size", self.batch_size, minimum=2)
 
     def _fit_net(self, X, y, sample_weight, generator):
+        (X, y, sample_weight), valid_data = split_off_validation(
+            X, y, sample_weight, self.validation_fraction, generator
+        )
         module = MLPHead(
             X.shape[1],
             len(self.classes_),
@@ -275,6 +299,7 @@ class MLPHeadClassifier(BaseTorchClassifier):
             lr=self.lr,
             optimizer_kwargs=kwargs,
             callbacks=self.callbacks,
+            valid_data=valid_data,
             device=self.device_,
             verbose=self.verbose,
         )

@@ -5,10 +5,12 @@ import warnings
 import numpy as np
 import torch
 from scipy.special import log_softmax, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ..utils._validation import check_float32_range, label_repr
+from ._callbacks import warn_if_degenerate
 from ._device import draw_seed, resolve_device, seeded
 
 # reason shared by every estimator trained by stochastic mini-batches
@@ -27,12 +29,13 @@ def validate_classification_data(estimator, X, y, sample_weight=None, *, min_cla
     unweighted fits run the same arithmetic).
     """
     X, y = validate_data(estimator, X, y, dtype=[np.float32, np.float64], ensure_min_samples=1)
+    check_float32_range(X, estimator=estimator)
     check_classification_targets(y)
     classes, y_encoded, counts = np.unique(y, return_inverse=True, return_counts=True)
     if len(classes) < min_classes:
         raise ValueError(
             f"{type(estimator).__name__} needs samples of at least {min_classes} classes to learn, but "
-            f"y has {len(classes)} class ({classes[0]!r}). Check that y is the label vector and was not "
+            f"y has {len(classes)} class ({label_repr(classes[0])}). Check that y is the label vector and was not "
             f"filtered down to one class."
         )
     estimator.classes_ = classes
@@ -54,6 +57,7 @@ class ClassifierOutputMixin:
     def _validated_logits(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        check_float32_range(X, estimator=self)
         return np.asarray(self._logits(np.asarray(X, dtype=np.float32)), dtype=np.float64)
 
     def decision_function(self, X):
@@ -123,7 +127,8 @@ class BaseTorchClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstimator)
     ``history_``). ``_after_fit()`` may then read learned pieces off the net.
 
     Subclasses define ``__init__`` with their parameters, among them ``device``,
-    ``random_state`` and ``verbose``.
+    ``random_state`` and ``verbose``, and declare every one of them in
+    ``_parameter_constraints`` (scikit-learn's ``InvalidParameterError`` at ``fit``).
     """
 
     _expected_failed_checks = {
@@ -131,7 +136,7 @@ class BaseTorchClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstimator)
     }
 
     def _check_params(self):
-        """Validate hyper-parameters (called at the top of ``fit``, after the data)."""
+        """Checks ``_parameter_constraints`` cannot express, and derived values (called in ``fit``, after the data)."""
 
     def _fit_net(self, X, y, sample_weight, generator):
         raise NotImplementedError
@@ -139,6 +144,7 @@ class BaseTorchClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstimator)
     def _after_fit(self):
         """Read learned pieces off ``net_`` (optional)."""
 
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None):
         """Fit the model.
 
@@ -163,6 +169,8 @@ class BaseTorchClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstimator)
             self.net_ = self._fit_net(X, y_encoded, sample_weight, generator)
         self.history_ = self.net_.history
         self._after_fit()
+        if len(self.history_):  # after 0 epochs an untrained model is what was asked for
+            warn_if_degenerate(self, X, y_encoded, sample_weight, stacklevel=4)
         return self
 
     def _logits(self, X):

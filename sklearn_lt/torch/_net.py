@@ -10,6 +10,7 @@ from skorch.dataset import unpack_data
 from torch.utils.data import DataLoader
 
 from ..utils._validation import check_option
+from ._callbacks import StopOnDivergence
 from ._data import ArrayDataset, SequentialBatchSampler, ShuffledBatchSampler, ClassBalancedSampler
 
 _OPTIMIZERS = {
@@ -200,7 +201,11 @@ def train_module(
             raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}.")
         net_callbacks.append(("grad_clip", GradientNormClipping(gradient_clip_value=float(grad_clip))))
     net_callbacks.extend(callbacks or [])
+    # last, so that it sees the parameters after every other callback's end-of-epoch changes
+    net_callbacks.append(("stop_on_divergence", StopOnDivergence()))
 
+    if valid_data is None:
+        _check_callbacks_need_no_validation(net_callbacks)
     train_split = None
     if valid_data is not None:
         from skorch.helper import predefined_split
@@ -228,6 +233,18 @@ def train_module(
     if augmenter is not None:
         net.train_batch_hook = None  # it holds the training data: do not keep (or pickle) it
     return net
+
+
+def _check_callbacks_need_no_validation(callbacks):
+    """A callback that monitors a validation score cannot run without a validation split: say so up front."""
+    for callback in callbacks:
+        name, callback = callback if isinstance(callback, tuple) else (type(callback).__name__, callback)
+        monitor = getattr(callback, "monitor", None)
+        if isinstance(monitor, str) and monitor.startswith("valid"):
+            raise ValueError(
+                f"the callback {name} monitors {monitor!r}, but this fit has no validation split; set the "
+                "estimator's validation_fraction (e.g. 0.1) so that a validation score is computed every epoch."
+            )
 
 
 def batch_unpack(batch):

@@ -48,3 +48,39 @@ def tail_safe_validation_split(y, validation_fraction=0.1, *, random_state=None)
     valid = np.sort(np.concatenate(valid)).astype(np.intp)
     train = np.setdiff1d(np.arange(len(y)), valid).astype(np.intp)
     return train, valid
+
+
+def split_off_validation(X, y, sample_weight, validation_fraction, generator):
+    """Hold out a tail-safe validation part for a torch estimator's ``validation_fraction`` parameter.
+
+    The one place where ``LinearClassifier``, ``MLPHeadClassifier`` and
+    ``LearnedNCM`` turn ``validation_fraction`` into skorch's ``valid_loss``
+    (which ``EarlyStopping`` and ``Checkpoint`` monitor). ``0`` switches it
+    off, as in ``AlphaNetClassifier`` and ``DLSAClassifier``, and then draws
+    nothing from ``generator``, so results without validation are unchanged.
+
+    Parameters
+    ----------
+    X, y, sample_weight : ndarrays
+        Training data (``y`` encoded).
+    validation_fraction : float
+        Share of each class held out, in [0, 1).
+    generator : torch.Generator
+        The fit's seeded generator; the split seed is drawn from it.
+
+    Returns
+    -------
+    (X, y, sample_weight) : tuple of ndarrays
+        The training part.
+    valid_data : tuple (X_valid, y_valid) or None
+        None when switched off, or when no class can spare a sample.
+    """
+    if not validation_fraction:
+        return (X, y, sample_weight), None
+    import torch
+
+    seed = int(torch.randint(np.iinfo(np.int32).max, (1,), generator=generator))
+    train, valid = tail_safe_validation_split(y, validation_fraction, random_state=seed)
+    if len(valid) == 0:
+        return (X, y, sample_weight), None
+    return (X[train], y[train], sample_weight[train]), (X[valid], y[valid])

@@ -1,0 +1,149 @@
+"""Training diagnostics: the divergence callback the core adds to every net, and the end-of-fit check."""
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from skorch.callbacks import Callback
+
+from ..utils._validation import label_repr
+
+
+class TrainingDivergedError(ValueError):
+    """Training produced a non-finite loss or non-finite parameters (raised by :class:`StopOnDivergence`)."""
+
+
+class StopOnDivergence(Callback):
+    """Stop training with a clear error when the loss or a parameter becomes NaN or infinite.
+
+    A diverging run otherwise ends "successfully" with NaN weights, and the
+    model then predicts one class everywhere (``argmax`` of NaN logits). The
+    check runs once per epoch (the epoch's mean training loss is non-finite as
+    soon as one batch loss was, and a parameter that became NaN stays NaN), so
+    it costs one device synchronisation per epoch, not one per batch.
+
+    A loss that is still finite but has grown more than ``growth`` times
+    beyond ``max(|first epoch's loss|, 1)`` counts as diverged too: such a
+    run (e.g. SGD with a huge learning rate) has weights whose logits
+    overflow float32 at prediction, although every number seen in training
+    was finite.
+
+    Parameters
+    ----------
+    estimator_name : str, default=None
+        Named in the error message (the library's estimator that trains the net).
+    growth : float, default=1e6
+        Largest accepted factor of loss growth (see above).
+    """
+
+    def __init__(self, estimator_name=None, growth=1e6):
+        self.estimator_name = estimator_name
+        self.growth = growth
+
+    def on_train_begin(self, net, **kwargs):
+        self.first_loss_ = None
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch = net.history[-1]
+        loss = epoch.get("train_loss", None)
+        bad = None
+        if loss is not None and getattr(self, "first_loss_", None) is None and math.isfinite(loss):
+            self.first_loss_ = loss
+        if loss is not None and not math.isfinite(loss):
+            bad = f"the training loss became {loss} in epoch {epoch['epoch']}"
+        elif loss is not None and loss > self.growth * max(abs(self.first_loss_), 1.0):
+            bad = f"the training loss grew from {self.first_loss_:.3g} to {loss:.3g} by epoch {epoch['epoch']}"
+        else:
+            module = getattr(net, "module_", None)
+            params = [p for p in module.parameters()] if module is not None else []
+            if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+                bad = f"the model's parameters became non-finite in epoch {epoch['epoch']}"
+        if bad is not None:
+            who = self.estimator_name or f"the torch module {type(net.module_).__name__}"
+            raise TrainingDivergedError(
+                f"Training of {who} diverged: {bad}. Use a smaller learning rate (lr), and standardise the "
+                "features (e.g. sklearn.preprocessing.StandardScaler) if their scale is large; gradient "
+                "clipping can also help."
+            )
+
+
+#: Rows of the training data the end-of-fit check predicts (evenly spaced; enough to see two classes).
+DEGENERATE_CHECK_ROWS = 2048
+
+
+def _nearest_mean_balanced_accuracy(X, y):
+    """Balanced training accuracy of a nearest-class-mean rule: how plainly ``X`` separates ``y``."""
+    X = np.asarray(X, dtype=np.float64)
+    classes, y = np.unique(y, return_inverse=True)
+    means = np.zeros((len(classes), X.shape[1]))
+    np.add.at(means, y, X)
+    means /= np.bincount(y)[:, None]
+    # scale-free: the 1e30-scaled features of a saturated fit separate as well as the originals
+    scale = np.max(np.abs(X)) or 1.0
+    Xs, ms = X / scale, means / scale
+    d2 = (Xs * Xs).sum(1)[:, None] - 2 * Xs @ ms.T + (ms * ms).sum(1)[None, :]
+    predicted = np.argmin(d2, axis=1)
+    return float(np.mean([np.mean(predicted[y == c] == c) for c in range(len(classes))]))
+
+
+def warn_if_degenerate(estimator, X, y_encoded, sample_weight=None, *, stacklevel=3):
+    """Warn (``ConvergenceWarning``) when a fitted classifier predicts one class though the data separate.
+
+    A fit that learned nothing (features of a huge scale that saturate the
+    softmax, a learning rate far off ...) otherwise ends without a sign, like
+    a good one. The check predicts at most ``DEGENERATE_CHECK_ROWS`` evenly
+    spaced training rows (a small fraction of one epoch) and fires only when
+
+    - those rows hold several classes (of positive weight),
+    - the model predicts the same class for all of them, and
+    - a nearest-class-mean rule on the same rows separates the classes
+      clearly (balanced accuracy at least halfway from chance to 1).
+
+    The last condition keeps silent where nothing could be learned: random
+    labels (scikit-learn's checks use such tiny data sets), constant
+    features, or weights that leave one class.
+
+    Parameters
+    ----------
+    estimator : fitted classifier
+        Has ``predict`` and ``classes_``.
+    X : ndarray of shape (n_samples, n_features)
+        The (validated) training features.
+    y_encoded : ndarray of shape (n_samples,)
+        Training labels as indices into ``classes_``.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Rows of weight 0 are left out.
+    stacklevel : int, default=3
+        Passed to :func:`warnings.warn`.
+
+    Returns
+    -------
+    degenerate : bool
+        Whether the warning was issued.
+    """
+    n = len(y_encoded)
+    rows = np.unique(np.linspace(0, n - 1, num=min(n, DEGENERATE_CHECK_ROWS)).astype(np.intp))
+    if sample_weight is not None:
+        rows = rows[np.asarray(sample_weight)[rows] > 0]
+    n_classes = len(np.unique(y_encoded[rows]))
+    if n_classes < 2:
+        return False
+    # torch's DataLoader draws a seed from the global RNG per iteration: keep the caller's stream intact
+    with torch.random.fork_rng(devices=[]):
+        predicted = np.unique(estimator.predict(X[rows]))
+    if len(predicted) > 1:
+        return False
+    separable = _nearest_mean_balanced_accuracy(X[rows], y_encoded[rows])
+    if separable < 0.5 * (1.0 + 1.0 / n_classes):
+        return False
+    warnings.warn(
+        f"{type(estimator).__name__} predicts one class ({label_repr(predicted[0])}) for every training sample, "
+        f"although a nearest-class-mean rule separates the {n_classes} training classes (balanced accuracy "
+        f"{separable:.2f}): training ended without learning. Standardise the features (e.g. with "
+        "sklearn.preprocessing.StandardScaler) and check the learning rate and number of epochs.",
+        ConvergenceWarning,
+        stacklevel=stacklevel,
+    )
+    return True
