@@ -14,7 +14,7 @@ from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, has_fit_parameter
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ..linear_model._linear import loss_tau
@@ -22,7 +22,6 @@ from ..metrics import geometric_mean_recall, get_scorer, harmonic_mean_recall
 from ..neural_network._mlp import FLOAT32_SUBSET_REASON, MLPHeadClassifier
 from ..torch._base import BaseTorchClassifier, ClassifierOutputMixin, validate_classification_data
 from ..torch._callbacks import warn_if_degenerate
-from ..torch._data import ClassBalancedSampler
 from ..torch._device import draw_seed, seeded
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import batch_norm_layers, has_batch_norm, make_train_sampler, train_module
