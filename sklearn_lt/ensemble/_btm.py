@@ -26,6 +26,7 @@ from ..torch._device import draw_seed, seeded
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import batch_norm_layers, has_batch_norm, make_train_sampler, train_module
 from ..utils._split import tail_safe_validation_split
+from ..utils._tags import inherit_tags
 from ..utils import _param_constraints as pc
 from ..utils._validation import check_positive_int
 
@@ -898,4 +899,8 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
 
     def _logits(self, X):
         return self._kind.logits(self.estimator_, X)
+
+    def __sklearn_tags__(self):
+        estimator = MLPHeadClassifier() if self.estimator is None else self.estimator
+        return inherit_tags(super().__sklearn_tags__(), estimator)
 

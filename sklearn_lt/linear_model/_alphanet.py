@@ -26,7 +26,7 @@ from ..utils._split import tail_safe_validation_split
 from ..utils import _param_constraints as pc
 from ..utils._validation import check_float32_range, check_positive_int
 from ._linear import LinearClassifier
-from ._posthoc import fit_base_linear
+from ._posthoc import base_linear_tags, fit_base_linear
 
 # guard of the L1 normalisation: all-zero raw coefficients leave the class unchanged
 _L1_EPS = 1e-12
@@ -763,3 +763,6 @@ class AlphaNetClassifier(BaseTorchClassifier):
 
     def _logits(self, X):
         return X @ self.coef_.T + self.intercept_
+
+    def __sklearn_tags__(self):
+        return base_linear_tags(self, super().__sklearn_tags__())

@@ -9,6 +9,7 @@ from ..torch._callbacks import warn_if_degenerate
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
 from ..utils import _param_constraints as pc
+from ..utils._tags import inherit_tags
 from ._utils import linear_weights
 
 
@@ -53,6 +54,13 @@ def fit_base_linear(meta, X, y, sample_weight=None, *, default=None, random_stat
             f"{X.shape[1]} features; a frozen estimator must have been fitted on the same features."
         )
     return base, W, b
+
+
+def base_linear_tags(meta, tags):
+    """``tags`` combined with those of ``meta.estimator`` (default: :class:`LinearClassifier`)."""
+    from ._linear import LinearClassifier
+
+    return inherit_tags(tags, LinearClassifier() if meta.estimator is None else meta.estimator)
 
 
 class TauNormalizedClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstimator):
@@ -149,6 +157,9 @@ class TauNormalizedClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstima
 
     def _logits(self, X):
         return X @ self.coef_.T + self.intercept_
+
+    def __sklearn_tags__(self):
+        return base_linear_tags(self, super().__sklearn_tags__())
 
 
 class _ScaledLinear(torch.nn.Module):
@@ -272,6 +283,9 @@ class LWSClassifier(BaseTorchClassifier):
             device=self.device_,
             verbose=self.verbose,
         )
+
+    def __sklearn_tags__(self):
+        return base_linear_tags(self, super().__sklearn_tags__())
 
     @property
     def scales_(self):

@@ -17,6 +17,7 @@ from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
 from ..utils import _param_constraints as pc
 from ..utils._split import split_off_validation
+from ..utils._tags import inherit_tags
 from ..utils._validation import check_nonnegative_float, check_option
 
 _LR_SCHEDULES = ("cosine", "constant")
@@ -832,3 +833,6 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
         return _min_half_distances(
             X, self.centroids_, self.feature_scale_, self.temperature_, displacements=self.displacements_
         )
+
+    def __sklearn_tags__(self):
+        return inherit_tags(super().__sklearn_tags__(), LearnedNCM() if self.estimator is None else self.estimator)
