@@ -483,6 +483,11 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         samples 256 is one or two steps per epoch. ``"auto"`` keeps the
         paper's number of steps on ImageNet-LT instead (10,000-sample subsets
         / 256 = 40 steps per epoch): ``clip(ceil(subset size / 40), 8, 256)``.
+    finetune_mixup : float, default=0.0
+        Mixup (Zhang et al.) of each fine-tuning batch with a shuffled copy of
+        itself, mixing weights drawn from ``Beta(finetune_mixup,
+        finetune_mixup)``; the authors' released code uses 0.2. ``0`` means no
+        mixup (the paper's text does not mention it).
     weight_decay : float, default=5e-4
         SGD weight decay of fine-tuning and post-training (paper: 5e-4).
     merge : {"average", "greedy_soup"}, default="average"
