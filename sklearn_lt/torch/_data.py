@@ -8,11 +8,30 @@ with ``DataLoader(dataset, batch_size=None, sampler=...)`` (in skorch:
 ``iterator_train__sampler=..., iterator_train__batch_size=None``).
 """
 
+import warnings
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..utils._validation import check_option, check_positive_int
+
+
+def as_device_tensor(array, dtype, device="cpu"):
+    """``array`` as a C-contiguous tensor of ``dtype`` on ``device``, with as few copies as possible.
+
+    A numpy array that already has the dtype and C order is wrapped without a
+    copy (``torch.from_numpy``), then copied once if ``device`` is not the CPU;
+    other input is converted once. Read-only arrays are wrapped too: the
+    library never writes into its training data.
+    """
+    if isinstance(array, torch.Tensor):
+        return array.to(device=device, dtype=dtype).contiguous()
+    array = np.ascontiguousarray(array, dtype=torch.empty((), dtype=dtype).numpy().dtype)
+    with warnings.catch_warnings():
+        # torch warns that writing to a tensor made from a read-only array is undefined; nothing writes to it
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array).to(device)
 
 
 class ArrayDataset(Dataset):
@@ -21,7 +40,9 @@ class ArrayDataset(Dataset):
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-        Converted to a float32 tensor (copied: the caller's array is never modified).
+        Held as a float32 tensor. A float32 C-contiguous array on the CPU is
+        shared, not copied (the dataset only reads it); anything else is
+        converted once, straight to ``device``.
     y : array-like of shape (n_samples,), default=None
         Integer-encoded labels, converted to int64.
     sample_weight : array-like of shape (n_samples,), default=None
@@ -40,13 +61,9 @@ class ArrayDataset(Dataset):
     """
 
     def __init__(self, X, y=None, sample_weight=None, device="cpu"):
-        self.X = torch.tensor(np.asarray(X), dtype=torch.float32, device=device)
-        self.y = None if y is None else torch.tensor(np.asarray(y), dtype=torch.int64, device=device)
-        self.sample_weight = (
-            None
-            if sample_weight is None
-            else torch.tensor(np.asarray(sample_weight), dtype=torch.float32, device=device)
-        )
+        self.X = as_device_tensor(X, torch.float32, device)
+        self.y = None if y is None else as_device_tensor(y, torch.int64, device)
+        self.sample_weight = None if sample_weight is None else as_device_tensor(sample_weight, torch.float32, device)
         for name, t in (("y", self.y), ("sample_weight", self.sample_weight)):
             if t is not None and len(t) != len(self.X):
                 raise ValueError(f"{name} has {len(t)} entries but X has {len(self.X)} rows.")
