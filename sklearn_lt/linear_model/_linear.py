@@ -4,11 +4,41 @@ import numpy as np
 from torch import nn
 
 from ..torch._base import BaseTorchClassifier
+from ..torch._lbfgs import LBFGS_DTYPES, train_full_batch
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
 from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
 
 LOSSES = ("cross_entropy", "balanced_softmax", "logit_adjusted")
+SOLVERS = ("minibatch", "lbfgs")
+
+
+def check_solver(estimator):
+    """Validate ``solver`` and ``solver_dtype`` of a head that offers both solvers."""
+    check_option("solver", estimator.solver, SOLVERS)
+    check_option("solver_dtype", estimator.solver_dtype, tuple(LBFGS_DTYPES))
+
+
+def exact_sample_weight(estimator):
+    """Whether a fit weights samples exactly enough for scikit-learn's weight-equals-repetition check.
+
+    Full-batch L-BFGS weights the objective exactly, so integer weights equal
+    repetition; in float64 the two fits then agree to the check's 1e-7.
+    """
+    return estimator.solver == "lbfgs" and estimator.solver_dtype == "float64"
+
+
+def balanced_sample_weight(y, sample_weight, n_classes):
+    """Per-sample weights whose class totals are equal: class-balanced sampling as exact weights.
+
+    Drawing a class uniformly and then one of its samples weights sample ``i``
+    by ``w_i / W_{y_i}`` in expectation, ``W_c`` the total weight of class
+    ``c`` (its count when unweighted); rescaled so the weights sum to ``n``.
+    """
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    totals = np.bincount(y, weights=w, minlength=n_classes)
+    balanced = w / np.where(totals > 0, totals, 1.0)[y]
+    return balanced * (len(y) / balanced.sum())
 
 
 def loss_tau(loss, tau):
@@ -52,6 +82,19 @@ class LinearClassifier(BaseTorchClassifier):
         L2 penalty of the optimizer.
     momentum : float, default=0.9
         SGD momentum (ignored by Adam/AdamW).
+    solver : {"minibatch", "lbfgs"}, default="minibatch"
+        ``"minibatch"`` trains by ``optimizer`` on batches drawn by
+        ``sampling``. ``"lbfgs"`` minimises the same loss over the whole
+        training set by L-BFGS (strong-Wolfe line search; one pass over the
+        data per evaluation, chunked over rows): ``max_epochs`` then caps the
+        evaluations, ``weight_decay`` is an L2 penalty ``0.5 * weight_decay *
+        ||W||^2`` (bias not penalised), ``sampling="class_balanced"`` becomes
+        the class weights it gives in expectation (every class's weights sum
+        to the same total), sample weights are exact, and ``batch_size``,
+        ``optimizer``, ``lr``, ``momentum`` and ``augmenter`` are unused.
+    solver_dtype : {"float32", "float64"}, default="float32"
+        Arithmetic of ``solver="lbfgs"`` (the fitted model is float32 either
+        way). float64 makes weighted and repeated samples agree to 1e-7.
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net (e.g. ``EarlyStopping``).
     augmenter : object, default=None
@@ -116,6 +159,8 @@ class LinearClassifier(BaseTorchClassifier):
         lr=0.01,
         weight_decay=1e-4,
         momentum=0.9,
+        solver="minibatch",
+        solver_dtype="float32",
         callbacks=None,
         augmenter=None,
         device="auto",
@@ -131,6 +176,8 @@ class LinearClassifier(BaseTorchClassifier):
         self.lr = lr
         self.weight_decay = weight_decay
         self.momentum = momentum
+        self.solver = solver
+        self.solver_dtype = solver_dtype
         self.callbacks = callbacks
         self.augmenter = augmenter
         self.device = device
@@ -143,6 +190,15 @@ class LinearClassifier(BaseTorchClassifier):
         check_positive_int("batch_size", self.batch_size)
         check_nonnegative_float("lr", self.lr)
         check_nonnegative_float("weight_decay", self.weight_decay)
+        check_solver(self)
+        if self.solver == "lbfgs":
+            check_option("sampling", self.sampling, ("instance", "class_balanced"))
+            if self.augmenter is not None:
+                raise ValueError("augmenter needs solver='minibatch': online augmentation rewrites mini-batches.")
+
+    @property
+    def _exact_sample_weight(self):
+        return exact_sample_weight(self)
 
     def _optimizer_kwargs(self):
         kwargs = {"weight_decay": self.weight_decay}
@@ -155,9 +211,28 @@ class LinearClassifier(BaseTorchClassifier):
         # the loss is convex in (W, b): start at zero, like LogisticRegression, not at a random point
         nn.init.zeros_(module.weight)
         nn.init.zeros_(module.bias)
+        # the prior of the adjusted losses counts weighted samples, so that a weight equals a repetition
+        prior = np.bincount(y, weights=sample_weight, minlength=len(self.classes_))
+        criterion = LogitAdjustedLoss(prior, tau=self._tau)
+        if self.solver == "lbfgs":
+            if self.sampling == "class_balanced":
+                sample_weight = balanced_sample_weight(y, sample_weight, len(self.classes_))
+            return train_full_batch(
+                module,
+                criterion,
+                X,
+                y,
+                sample_weight=sample_weight,
+                max_evals=self.max_epochs,
+                l2=float(self.weight_decay),
+                l2_params=("weight",),
+                dtype=self.solver_dtype,
+                device=self.device_,
+                verbose=self.verbose,
+            )
         return train_module(
             module,
-            LogitAdjustedLoss(self.class_counts_, tau=self._tau),
+            criterion,
             X,
             y,
             sample_weight=sample_weight,

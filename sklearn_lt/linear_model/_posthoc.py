@@ -6,9 +6,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..torch._base import BaseTorchClassifier, ClassifierOutputMixin, validate_classification_data
+from ..torch._lbfgs import train_full_batch
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
-from ..utils._validation import check_nonnegative_float, check_positive_int
+from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
+from ._linear import balanced_sample_weight, check_solver, exact_sample_weight
 from ._utils import linear_weights
 
 
@@ -96,6 +98,10 @@ class TauNormalizedClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstima
         "is trained by stochastic mini-batches; weights equal repetition only in expectation",
     }
 
+    @property
+    def _exact_sample_weight(self):
+        return getattr(self.estimator, "_exact_sample_weight", False)
+
     def __init__(self, estimator=None, *, tau=1.0, keep_intercept=False, random_state=None):
         self.estimator = estimator
         self.tau = tau
@@ -161,6 +167,14 @@ class LWSClassifier(BaseTorchClassifier):
         Samples per batch.
     lr : float, default=0.05
         SGD learning rate (momentum 0.9, cosine schedule).
+    solver : {"minibatch", "lbfgs"}, default="minibatch"
+        ``"lbfgs"`` learns the scales by full-batch L-BFGS on the whole
+        training set (``max_epochs`` caps the passes over the data;
+        ``sampling="class_balanced"`` becomes the class weights it gives in
+        expectation; sample weights are exact; ``batch_size`` and ``lr`` are
+        unused). It does not change the base estimator's solver.
+    solver_dtype : {"float32", "float64"}, default="float32"
+        Arithmetic of ``solver="lbfgs"``.
     device : str, default="auto"
         ``"auto"`` or a torch device string.
     random_state : int, RandomState instance or None, default=None
@@ -211,6 +225,8 @@ class LWSClassifier(BaseTorchClassifier):
         max_epochs=10,
         batch_size=256,
         lr=0.05,
+        solver="minibatch",
+        solver_dtype="float32",
         device="auto",
         random_state=None,
         verbose=0,
@@ -220,6 +236,8 @@ class LWSClassifier(BaseTorchClassifier):
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.solver = solver
+        self.solver_dtype = solver_dtype
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -228,9 +246,31 @@ class LWSClassifier(BaseTorchClassifier):
         check_positive_int("max_epochs", self.max_epochs, minimum=0)
         check_positive_int("batch_size", self.batch_size)
         check_nonnegative_float("lr", self.lr)
+        check_solver(self)
+
+    @property
+    def _exact_sample_weight(self):
+        # the scales are exact; the default base (mini-batch LinearClassifier) is not
+        base = self.estimator
+        return exact_sample_weight(self) and base is not None and getattr(base, "_exact_sample_weight", False)
 
     def _fit_net(self, X, y, sample_weight, generator):
         self.estimator_, W, b = fit_base_linear(self, X, self.classes_[y], sample_weight)
+        if self.solver == "lbfgs":
+            check_option("sampling", self.sampling, ("instance", "class_balanced"))
+            if self.sampling == "class_balanced":
+                sample_weight = balanced_sample_weight(y, sample_weight, len(self.classes_))
+            return train_full_batch(
+                _ScaledLinear(W, b),
+                LogitAdjustedLoss(tau=0.0),
+                X,
+                y,
+                sample_weight=sample_weight,
+                max_evals=self.max_epochs,
+                dtype=self.solver_dtype,
+                device=self.device_,
+                verbose=self.verbose,
+            )
         return train_module(
             _ScaledLinear(W, b),
             LogitAdjustedLoss(tau=0.0),

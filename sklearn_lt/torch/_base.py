@@ -92,6 +92,7 @@ class ClassifierOutputMixin:
         -------
         scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
         """
+        check_is_fitted(self)
         if len(self.classes_) == 2:
             # in float64, so that the binary score ranks exactly like predict_proba
             return self._fill(X, lambda z: z[:, 1].astype(np.float64) - z[:, 0].astype(np.float64), 0)
@@ -108,6 +109,7 @@ class ClassifierOutputMixin:
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
+        check_is_fitted(self)
         return self._fill(X, lambda z: softmax(z.astype(np.float64), axis=1), len(self.classes_), np.float64)
 
     def predict_log_proba(self, X):
@@ -121,6 +123,7 @@ class ClassifierOutputMixin:
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
+        check_is_fitted(self)
         return self._fill(X, lambda z: log_softmax(z.astype(np.float64), axis=1), len(self.classes_), np.float64)
 
     def predict(self, X):
@@ -134,6 +137,7 @@ class ClassifierOutputMixin:
         -------
         y_pred : ndarray of shape (n_samples,)
         """
+        check_is_fitted(self)
         return self.classes_[self._fill(X, lambda z: np.argmax(z, axis=1), 0, np.intp)]
 
 
