@@ -41,7 +41,7 @@ def train_full_batch(
     l2=0.0,
     l2_params=(),
     dtype="float32",
-    tol=LBFGS_TOL,
+    tol=None,
     device="cpu",
     verbose=0,
     predict_batch_size=4096,
@@ -72,8 +72,9 @@ def train_full_batch(
         Names of the penalised parameters (e.g. ``("weight",)``: not the bias).
     dtype : {"float32", "float64"}, default="float32"
         Arithmetic of the solver; the fitted module is float32 either way.
-    tol : float, default=1e-4
-        Stop when the largest absolute gradient entry is at most ``tol``.
+    tol : float, default=None
+        Stop when the largest absolute gradient entry is at most ``tol``;
+        None means ``LBFGS_TOL`` (1e-4, scikit-learn's ``LogisticRegression`` default).
     device : str, default="cpu"
     verbose : int, default=0
         1 prints the loss of every evaluation.
@@ -111,7 +112,7 @@ def train_full_batch(
         lr=1.0,
         max_iter=max_evals,
         max_eval=max_evals,
-        tolerance_grad=tol,
+        tolerance_grad=LBFGS_TOL if tol is None else tol,
         tolerance_change=1e-9 if torch_dtype == torch.float64 else 1e-7,
         history_size=LBFGS_HISTORY,
         line_search_fn="strong_wolfe",
