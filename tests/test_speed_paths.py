@@ -225,3 +225,63 @@ def test_lbfgs_rejects_an_augmenter_and_bad_solver(small_lt):
         LinearClassifier(solver="newton", device="cpu").fit(X, y)
     with pytest.raises(ValueError, match="solver_dtype"):
         LWSClassifier(solver_dtype="float16", device="cpu").fit(X, y)
+
+
+# ----------------------------------------------------------------------------- the step without per-batch host reads
+
+
+def test_batch_losses_are_read_once_per_epoch(small_lt, monkeypatch):
+    X, _, y, _ = small_lt
+    reads, items = [], []
+    original_read, original_item = _net.read_losses, torch.Tensor.item
+    monkeypatch.setattr(_net, "read_losses", lambda losses: reads.append(len(losses)) or original_read(losses))
+
+    def counting_item(self):
+        items.append(1)
+        return original_item(self)
+
+    monkeypatch.setattr(torch.Tensor, "item", counting_item)
+    clf = LinearClassifier(max_epochs=3, batch_size=16, device="cpu", random_state=0).fit(X, y)
+    monkeypatch.setattr(torch.Tensor, "item", original_item)
+    n_batches = -(-len(y) // 16)
+    assert reads == [n_batches] * 3
+    assert len(items) < n_batches  # skorch alone would call .item() once per batch
+    # the history is what skorch would have recorded: per-batch losses and their weighted epoch mean
+    batches = clf.history_[-1, "batches"]
+    assert len(batches) == n_batches and all(isinstance(b["train_loss"], float) for b in batches)
+    sizes = np.array([b["train_batch_size"] for b in batches])
+    mean = np.average([b["train_loss"] for b in batches], weights=sizes)
+    assert clf.history_[-1, "train_loss"] == pytest.approx(mean, rel=1e-12)
+
+
+def test_device_samplers_are_seeded_and_cover_the_data():
+    from sklearn_lt.torch import ClassBalancedSampler, ShuffledBatchSampler
+
+    def epochs(sampler, k=2):
+        return [torch.cat(list(sampler)) for _ in range(k)]
+
+    base = ShuffledBatchSampler(50, 8, generator=torch.Generator().manual_seed(0))
+    moved = base.to("cpu")
+    first = epochs(moved)
+    assert all(sorted(e.tolist()) == list(range(50)) for e in first)
+    assert not torch.equal(first[0], first[1])
+    again = ShuffledBatchSampler(50, 8, generator=torch.Generator().manual_seed(0)).to("cpu")
+    assert all(torch.equal(a, b) for a, b in zip(first, epochs(again)))
+    assert all(b.device == torch.device("cpu") for b in moved)
+
+    y = np.array([0] * 90 + [1] * 10)
+    balanced = ClassBalancedSampler(y, 1000, n_draws=4000, generator=torch.Generator().manual_seed(0)).to("cpu")
+    drawn = torch.cat(list(balanced)).numpy()
+    assert abs(np.mean(y[drawn]) - 0.5) < 0.05
+    same = ClassBalancedSampler(y, 1000, n_draws=4000, generator=torch.Generator().manual_seed(0)).to("cpu")
+    np.testing.assert_array_equal(drawn, torch.cat(list(same)).numpy())
+
+
+def test_train_module_moves_the_sampler_to_a_non_cpu_device_only(small_lt, monkeypatch):
+    X, _, y, _ = small_lt
+    from sklearn_lt.torch import ShuffledBatchSampler
+
+    moved = []
+    monkeypatch.setattr(ShuffledBatchSampler, "to", lambda self, device: moved.append(device) or self)
+    LinearClassifier(max_epochs=1, device="cpu", random_state=0).fit(X, y)
+    assert moved == []

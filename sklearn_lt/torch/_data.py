@@ -8,6 +8,7 @@ with ``DataLoader(dataset, batch_size=None, sampler=...)`` (in skorch:
 ``iterator_train__sampler=..., iterator_train__batch_size=None``).
 """
 
+import copy
 import warnings
 
 import numpy as np
@@ -84,6 +85,23 @@ class ArrayDataset(Dataset):
         return Xb, (yb, self.sample_weight[index])
 
 
+def device_generator(generator, device):
+    """A generator on ``device`` seeded from ``generator`` (one draw from it), or a fresh one if it is None.
+
+    Index generation then runs where the data are: a sampler on a GPU yields
+    index tensors already there, so no batch waits on a host-to-device copy.
+    Seeded from the caller's generator, so a fixed ``random_state`` still
+    fixes every epoch (the stream differs from the CPU sampler's).
+    """
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else None
+    moved = torch.Generator(device=device)
+    if seed is None:
+        moved.seed()
+    else:
+        moved.manual_seed(seed)
+    return moved
+
+
 def _n_batches(n, batch_size):
     return (n + batch_size - 1) // batch_size
 
@@ -145,6 +163,13 @@ class ShuffledBatchSampler(Sampler):
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.generator = generator
         self.drop_last = drop_last
+        self.device = None
+
+    def to(self, device):
+        """A copy that draws its permutations on ``device`` (see :func:`device_generator`)."""
+        moved = copy.copy(self)
+        moved.generator, moved.device = device_generator(self.generator, device), torch.device(device)
+        return moved
 
     def __len__(self):
         if self.drop_last:
@@ -152,7 +177,10 @@ class ShuffledBatchSampler(Sampler):
         return _n_batches(self.n_samples, self.batch_size)
 
     def __iter__(self):
-        order = torch.randperm(self.n_samples, generator=self.generator)
+        if self.device is None:
+            order = torch.randperm(self.n_samples, generator=self.generator)
+        else:
+            order = torch.randperm(self.n_samples, generator=self.generator, device=self.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             yield order[start : start + self.batch_size]
 
@@ -232,10 +260,19 @@ class ClassBalancedSampler(Sampler):
     def __len__(self):
         return _n_batches(self.n_draws, self.batch_size)
 
+    def to(self, device):
+        """A copy that draws on ``device``, its tables there too (see :func:`device_generator`)."""
+        moved = copy.copy(self)
+        moved.generator = device_generator(self.generator, device)
+        for name in ("_order", "_starts", "_counts", "_probs"):
+            setattr(moved, name, getattr(self, name).to(device))
+        return moved
+
     def draw(self, n):
         """Draw ``n`` sample indices at once (one index tensor)."""
         classes = torch.multinomial(self._probs, n, replacement=True, generator=self.generator)
-        offset = (torch.rand(n, generator=self.generator, dtype=torch.float64) * self._counts[classes]).long()
+        offset = torch.rand(n, generator=self.generator, dtype=torch.float64, device=self._probs.device)
+        offset = (offset * self._counts[classes]).long()
         return self._order[self._starts[classes] + offset]
 
     def __iter__(self):

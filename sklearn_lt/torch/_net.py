@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import GradientNormClipping, LRScheduler
-from skorch.dataset import unpack_data
+from skorch.dataset import get_len, unpack_data
 from torch.utils.data import DataLoader
 
 from ..utils._validation import check_option
@@ -92,6 +92,34 @@ class LTNet(NeuralNet):
         state["cuda_dependent_attributes_"] = own
         return state
 
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """skorch's epoch loop, with the batch losses read from the device once per epoch.
+
+        skorch records every batch's loss with ``loss.item()``, which on a GPU
+        makes the host wait for each step before queueing the next. Here the
+        detached losses are kept on the device and copied to the history in one
+        read after the last batch, before ``on_epoch_end`` (where skorch's
+        ``train_loss``/``valid_loss`` scoring averages them), so the history is
+        the same. A callback reading a batch's loss from the history inside
+        ``on_batch_end`` no longer finds it; the loss tensor is still passed
+        to ``on_batch_end`` as ``loss``.
+        """
+        if iterator is None:
+            return
+        losses, rows = [], []
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            losses.append(step["loss"].detach())
+            rows.append(self.history[-1]["batches"][-1])
+            batch_size = get_len(batch[0]) if isinstance(batch, (tuple, list)) else get_len(batch)
+            self.history.record_batch(prefix + "_batch_size", batch_size)
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        if losses:
+            for row, value in zip(rows, read_losses(losses)):
+                row[prefix + "_loss"] = value
+        self.history.record(prefix + "_batch_count", len(losses))
+
     def get_iterator(self, dataset, training=False):
         if not training and isinstance(dataset, ArrayDataset) and "sampler" not in self.get_params_for(
             "iterator_valid"
@@ -114,6 +142,11 @@ class LTNet(NeuralNet):
     def predict_logits(self, X):
         """Raw module outputs for a feature matrix, as a float32 CPU tensor."""
         return self.forward(ArrayDataset(X, device=self.device), training=False, device="cpu")
+
+
+def read_losses(losses):
+    """The host's one read of an epoch's batch losses (a list of 0-d tensors) as Python floats."""
+    return torch.stack(losses).cpu().tolist()
 
 
 def batch_norm_layers(module):
@@ -223,6 +256,9 @@ def train_module(
         train_batch_hook, sampler = augmenter.make_train_batch_hook(
             X, y, sample_weight=sample_weight, sampler=sampler, device=device
         )
+    if augmenter is None and torch.device(device).type != "cpu" and callable(getattr(sampler, "to", None)):
+        # draw the batch indices where the data are: no host-to-device copy per batch
+        sampler = sampler.to(device)
     if isinstance(optimizer, str):
         optimizer = _OPTIMIZERS[check_option("optimizer", optimizer, tuple(_OPTIMIZERS))]
     optimizer_kwargs = default_optimizer_kwargs(optimizer, optimizer_kwargs, device)
