@@ -810,6 +810,7 @@ def main(argv=None):
     parser.add_argument("--split", choices=["validation", "test"], default="validation")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--estimators", nargs="+", default=None, help="with --solvers: only these rows")
+    parser.add_argument("--tag", default="", help="suffix of the result files (speed_<device>[_quick][_TAG])")
     parser.add_argument("--report", action="store_true", help="only render the markdown from the .jsonl")
     parser.add_argument("--one", nargs=4, metavar=("MODEL", "N", "D", "C"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -831,7 +832,7 @@ def main(argv=None):
         print(text)
         return
 
-    tag = args.device.replace(":", "") + ("_quick" if args.quick else "")
+    tag = args.device.replace(":", "") + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
     jsonl = os.path.join(RESULTS, f"speed_{tag}.jsonl")
     if args.report:  # render the markdown from rows recorded by earlier (possibly partial) runs
         rows = [json.loads(line) for line in open(jsonl)]
