@@ -5,15 +5,23 @@ This suite records each call an estimator's ``fit`` makes (the module as initial
 data, sampler, optimizer, schedule, clipping, validation set, batch hook or augmenter) and replays it
 as a hand-written torch loop: same module, same batches (index tensors into the same on-device
 tensors), same optimizer step, schedule, clipping and per-epoch validation, no skorch. So the ratio
-``skorch / raw`` is exactly what the wrapping costs, for every stage of every estimator.
+``skorch / raw`` (the ``replay`` column) is exactly what the wrapping costs, for every stage of
+every estimator. A replay measures only the wrapper, so two more loops set the bar: the *strong
+raw* loop (the plain torch loop a reviewer would write for the same computation: fused optimizer,
+one permutation or class-balanced draw per epoch cut into contiguous slices, no sample weights)
+and *GEMM-only* (the stage's matrix products alone). All three run interleaved with the library,
+one epoch of each after every library epoch, in the same process (``InterleavedRounds``); the
+reported ratios are medians of the per-round ratios.
 
 The FLOP bound is the epoch's floating-point work counted by ``torch.utils.flop_counter`` on real
 batches (forward, backward, any batch hook, the validation pass) divided by the float32 GEMM rate
 measured on this device (a 4096^3 product): the time the epoch would take if every operation ran
 at matrix-product peak and nothing else cost anything.
 
-Each (estimator, n, C) runs in its own process, so peak memory (RSS; and CUDA's max allocated on a
-GPU) is per configuration. Data are synthetic long-tailed Gaussian clusters with ImageNet-LT's
+Each (estimator, n, C) runs in its own process (``--quick`` and ``--in-process``: one process).
+Memory is measured on a separate clean fit and a ``predict`` of all n rows, each as the peak RSS
+above what was resident just before it (Linux's high-water mark, reset per measurement; and CUDA's
+max allocated on a GPU). Data are synthetic long-tailed Gaussian clusters with ImageNet-LT's
 profile (largest class 256x the smallest), d = 512 unless ``--d``; the scaling grid is
 n = 10,000 -> 115,846 at C = 1,000 and C = 100 -> 1,000 -> 8,142 (iNaturalist's count) at
 n = 115,846.
@@ -23,6 +31,7 @@ n = 115,846.
     python benchmarks/bench_speed.py --quick                   # core heads, small sizes, in process (~1-2 min)
     python benchmarks/bench_speed.py --device cuda             # the same on a GPU
     python benchmarks/bench_speed.py --models LearnedNCM --configs 115846:1000
+    python benchmarks/bench_speed.py --solvers letter icd10cm wordnet 30000:512:1000   # solvers vs LogisticRegression
 
 Writes ``benchmarks/results/speed_<device>[_quick].md`` and ``.jsonl``.
 """
@@ -471,7 +480,7 @@ def measure_memory(model, X, y, epochs, device):
     import gc
 
     # a small fit first, so that lazy imports and one-time allocations do not count as the fit's memory
-    warm = slice(0, min(len(X), 2000))
+    warm = np.random.default_rng(0).choice(len(X), min(len(X), 2000), replace=False)
     make_estimator(model, 1, device).fit(X[warm], y[warm])
     gc.collect()
     estimator = make_estimator(model, epochs, device)
@@ -822,7 +831,7 @@ def main(argv=None):
     if args.solvers is not None:
         datasets = args.solvers or ["letter", "icd10cm", "wordnet"]
         rows = run_solvers(datasets, args.seeds, args.split, args.device, args.estimators)
-        tag = f"solvers_{args.device.replace(':', '')}_{args.split}"
+        tag = f"solvers_{args.device.replace(':', '')}_{args.split}" + (f"_{args.tag}" if args.tag else "")
         with open(os.path.join(RESULTS, f"{tag}.jsonl"), "a") as f:
             for row in rows:
                 f.write(json.dumps(row) + "\n")
