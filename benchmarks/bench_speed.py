@@ -28,7 +28,7 @@ n = 115,846.
 
     python benchmarks/bench_speed.py                           # full grid, every estimator (long on a CPU)
     python benchmarks/bench_speed.py --grid core               # n and C scaling for the single-stage models
-    python benchmarks/bench_speed.py --quick                   # core heads, small sizes, in process (~1-2 min)
+    python benchmarks/bench_speed.py --quick                   # core heads, small sizes, in process (~1-2 min: 128 s wall, 64 s CPU, loaded 2-core machine)
     python benchmarks/bench_speed.py --device cuda             # the same on a GPU
     python benchmarks/bench_speed.py --models LearnedNCM --configs 115846:1000
     python benchmarks/bench_speed.py --solvers letter icd10cm wordnet 30000:512:1000   # solvers vs LogisticRegression
