@@ -5,24 +5,33 @@ This suite records each call an estimator's ``fit`` makes (the module as initial
 data, sampler, optimizer, schedule, clipping, validation set, batch hook or augmenter) and replays it
 as a hand-written torch loop: same module, same batches (index tensors into the same on-device
 tensors), same optimizer step, schedule, clipping and per-epoch validation, no skorch. So the ratio
-``skorch / raw`` is exactly what the wrapping costs, for every stage of every estimator.
+``skorch / raw`` (the ``replay`` column) is exactly what the wrapping costs, for every stage of
+every estimator. A replay measures only the wrapper, so two more loops set the bar: the *strong
+raw* loop (the plain torch loop a reviewer would write for the same computation: fused optimizer,
+one permutation or class-balanced draw per epoch cut into contiguous slices, no sample weights)
+and *GEMM-only* (the stage's matrix products alone). All three run interleaved with the library,
+one epoch of each after every library epoch, in the same process (``InterleavedRounds``); the
+reported ratios are medians of the per-round ratios.
 
 The FLOP bound is the epoch's floating-point work counted by ``torch.utils.flop_counter`` on real
 batches (forward, backward, any batch hook, the validation pass) divided by the float32 GEMM rate
 measured on this device (a 4096^3 product): the time the epoch would take if every operation ran
 at matrix-product peak and nothing else cost anything.
 
-Each (estimator, n, C) runs in its own process, so peak memory (RSS; and CUDA's max allocated on a
-GPU) is per configuration. Data are synthetic long-tailed Gaussian clusters with ImageNet-LT's
+Each (estimator, n, C) runs in its own process (``--quick`` and ``--in-process``: one process).
+Memory is measured on a separate clean fit and a ``predict`` of all n rows, each as the peak RSS
+above what was resident just before it (Linux's high-water mark, reset per measurement; and CUDA's
+max allocated on a GPU). Data are synthetic long-tailed Gaussian clusters with ImageNet-LT's
 profile (largest class 256x the smallest), d = 512 unless ``--d``; the scaling grid is
 n = 10,000 -> 115,846 at C = 1,000 and C = 100 -> 1,000 -> 8,142 (iNaturalist's count) at
 n = 115,846.
 
     python benchmarks/bench_speed.py                           # full grid, every estimator (long on a CPU)
     python benchmarks/bench_speed.py --grid core               # n and C scaling for the single-stage models
-    python benchmarks/bench_speed.py --quick                   # small sizes, a minute
+    python benchmarks/bench_speed.py --quick                   # core heads, small sizes, in process (~1-2 min: 128 s wall, 64 s CPU, loaded 2-core machine)
     python benchmarks/bench_speed.py --device cuda             # the same on a GPU
     python benchmarks/bench_speed.py --models LearnedNCM --configs 115846:1000
+    python benchmarks/bench_speed.py --solvers letter icd10cm wordnet 30000:512:1000   # solvers vs LogisticRegression
 
 Writes ``benchmarks/results/speed_<device>[_quick].md`` and ``.jsonl``.
 """
@@ -41,6 +50,7 @@ import time
 
 import numpy as np
 import torch
+from skorch.callbacks import Callback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -117,29 +127,56 @@ C_GRID = [(IMAGENET_LT_N, 100), (IMAGENET_LT_N, INATURALIST_CLASSES)]
 
 
 class TrainModuleRecorder(contextlib.AbstractContextManager):
-    """Patch ``train_module`` everywhere in ``sklearn_lt`` and keep what each call trained and how long it took."""
+    """Patch ``train_module`` everywhere in ``sklearn_lt`` and keep what each call trained and how long it took.
 
-    def __init__(self):
+    With ``interleave``, every call also trains, after each of its epochs, one epoch of the replay,
+    of the strong raw loop and of the GEMM-only loop (:class:`InterleavedRounds`), each on its own
+    copy of the initial module and sampler, so the library's own training is unchanged.
+    """
+
+    def __init__(self, device="cpu", interleave=False):
         self.calls = []
+        self.device = device
+        self.interleave = interleave
 
     def __enter__(self):
         from sklearn_lt.torch import _net
 
         self._original = original = _net.train_module
+        recorder = self
 
         def recording_train_module(module, criterion, X, y, **kwargs):
+            optimizer = kwargs.get("optimizer", "sgd")
             call = {
                 "module": copy.deepcopy(module),
                 "criterion": copy.deepcopy(criterion),
                 "X": X,
                 "y": y,
                 "kwargs": dict(kwargs),
+                "optimizer": _net._OPTIMIZERS.get(optimizer, optimizer),
             }
+            rounds = None
+            if recorder.interleave:
+                def private(c):  # own module and sampler (its generator), so the loops do not disturb the fit
+                    c = dict(c, module=copy.deepcopy(c["module"]))
+                    c["kwargs"] = dict(c["kwargs"], sampler=copy.deepcopy(c["kwargs"]["sampler"]))
+                    return c
+
+                loops = {"replay": RawReplay(private(call), recorder.device)}
+                strong = StrongRaw(private(call), recorder.device)
+                if strong.available:
+                    loops["strong"] = strong
+                loops["gemm"] = GemmOnly(private(call), recorder.device)
+                rounds = InterleavedRounds(loops)
+                kwargs = dict(kwargs, callbacks=[*(kwargs.get("callbacks") or []), ("interleaved", rounds)])
             net = original(module, criterion, X, y, **kwargs)
             call["epoch_s"] = [float(s) for s in net.history[:, "dur"]]
             call["optimizer"] = type(net.optimizer_)
             call["stage"] = type(module).__name__
-            self.calls.append(call)
+            call["rounds"] = rounds
+            recorder.calls.append(call)
+            if rounds is not None:
+                net.callbacks = [cb for cb in (net.callbacks or []) if cb != ("interleaved", rounds)]
             return net
 
         self._patched = []
@@ -153,6 +190,10 @@ class TrainModuleRecorder(contextlib.AbstractContextManager):
         for mod in self._patched:
             mod.train_module = self._original
         return False
+
+    @property
+    def interleaved_s(self):
+        return sum(c["rounds"].spent for c in self.calls if c.get("rounds") is not None)
 
 
 def _sync(device):
@@ -171,6 +212,7 @@ class RawReplay:
         self.module = call["module"].to(device)
         self.criterion = call["criterion"].to(device)
         X, y, w = call["X"], call["y"], kw.get("sample_weight")
+        w = None if w is None or np.all(np.asarray(w) == 1) else w  # as train_module does
         self.data = ArrayDataset(X, y, w, device=device)
         self.sampler = kw["sampler"]
         self.hook = kw.get("train_batch_hook")
@@ -178,7 +220,10 @@ class RawReplay:
             self.hook, self.sampler = kw["augmenter"].make_train_batch_hook(
                 X, y, sample_weight=w, sampler=self.sampler, device=device
             )
-        self.optimizer = call["optimizer"](self.module.parameters(), lr=kw.get("lr", 0.1), **(kw.get("optimizer_kwargs") or {}))
+        from sklearn_lt.torch._net import default_optimizer_kwargs
+
+        options = default_optimizer_kwargs(call["optimizer"], kw.get("optimizer_kwargs"), device)
+        self.optimizer = call["optimizer"](self.module.parameters(), lr=kw.get("lr", 0.1), **options)
         schedule, epochs = kw.get("lr_schedule", "cosine"), kw["max_epochs"]
         self.scheduler = None
         if schedule == "cosine":
@@ -246,6 +291,138 @@ class RawReplay:
         return train + counter.get_total_flops()
 
 
+class StrongRaw:
+    """The strongest plain torch loop of a recorded stage: what a reviewer would write by hand.
+
+    Same module (as initialised), criterion, optimizer class and hyper-parameters, batch size,
+    schedule and clipping as the library's stage, but: the optimizer fused where torch has a kernel
+    for the device, no sample weights unless the user gave some, and one gather per epoch (a
+    permutation for instance sampling, the class-balanced draws otherwise) cut into contiguous
+    slices. Stages with a batch hook or an augmenter have no strong loop (``available`` False).
+    """
+
+    def __init__(self, call, device):
+        from sklearn_lt.torch import ClassBalancedSampler
+        from sklearn_lt.torch._data import as_device_tensor
+        from sklearn_lt.torch._net import default_optimizer_kwargs
+
+        kw = call["kwargs"]
+        self.available = kw.get("train_batch_hook") is None and kw.get("augmenter") is None
+        self.device = device
+        self.module = copy.deepcopy(call["module"]).to(device)
+        self.criterion = copy.deepcopy(call["criterion"]).to(device)
+        self.X = as_device_tensor(call["X"], torch.float32, device)
+        self.y = as_device_tensor(call["y"], torch.int64, device)
+        w = kw.get("sample_weight")
+        self.w = None if w is None or np.all(np.asarray(w) == 1) else as_device_tensor(w, torch.float32, device)
+        self.sampler = kw["sampler"]
+        self.batch_size = self.sampler.batch_size
+        self.balanced = isinstance(self.sampler, ClassBalancedSampler)
+        self.generator = torch.Generator().manual_seed(0)
+        options = dict(kw.get("optimizer_kwargs") or {})
+        params = self.module.parameters()
+        if "param_groups" in options:  # skorch's (name pattern, options) groups, as in NCM's temperature
+            groups = options.pop("param_groups")
+            named = dict(self.module.named_parameters())
+            grouped, taken = [], set()
+            for pattern, opts in groups:
+                names = [n for n in named if n == pattern or n.startswith(pattern)]
+                taken.update(names)
+                grouped.append({"params": [named[n] for n in names], **opts})
+            params = [{"params": [p for n, p in named.items() if n not in taken]}] + grouped
+        optimizer = call["optimizer"]
+        self.optimizer = optimizer(params, lr=kw.get("lr", 0.1), **default_optimizer_kwargs(optimizer, options, device))
+        schedule, epochs = kw.get("lr_schedule", "cosine"), kw["max_epochs"]
+        self.scheduler = None
+        if schedule == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(1, epochs))
+        elif isinstance(schedule, tuple):
+            self.scheduler = schedule[0](self.optimizer, **schedule[1])
+        self.clip = kw.get("grad_clip")
+
+    def epoch(self):
+        self.module.train()
+        _sync(self.device)
+        start = time.perf_counter()
+        n = len(self.y)
+        if self.balanced:
+            order = self.sampler.draw(self.sampler.n_draws).to(self.device)
+        else:
+            order = torch.randperm(n, generator=self.generator).to(self.device)
+        X, y = self.X[order], self.y[order]
+        w = None if self.w is None else self.w[order]
+        for lo in range(0, len(order), self.batch_size):
+            hi = lo + self.batch_size
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.criterion(self.module(X[lo:hi]), y[lo:hi], None if w is None else w[lo:hi])
+            loss.backward()
+            if self.clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.clip)
+            self.optimizer.step()
+        _sync(self.device)
+        elapsed = time.perf_counter() - start
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return elapsed
+
+
+class GemmOnly:
+    """The matrix products of a training epoch and nothing else (a lower bound that is measured, not counted).
+
+    For every ``nn.Linear`` of the module (the ``d -> C`` map for a head without one, e.g. the NCM
+    distances): the forward product and the weight-gradient product, plus the input-gradient
+    product for every layer but the first (its input, the features, needs no gradient), on
+    contiguous batches of the stage's batch size.
+    """
+
+    def __init__(self, call, device):
+        module, X = call["module"], call["X"]
+        d = X.shape[1]
+        layers = [(m.in_features, m.out_features) for m in module.modules() if isinstance(m, torch.nn.Linear)]
+        if not layers:
+            with torch.no_grad():
+                out = module.to("cpu")(torch.as_tensor(np.asarray(X[:2], dtype=np.float32)))
+            layers = [(d, out.shape[1])]
+        self.device = device
+        self.n, self.batch_size = len(X), call["kwargs"]["sampler"].batch_size
+        self.weights = [torch.randn(o, i, device=device) for i, o in layers]
+        self.inputs = [torch.randn(self.batch_size, i, device=device) for i, _ in layers]
+        self.grads = [torch.randn(self.batch_size, o, device=device) for _, o in layers]
+
+    def epoch(self):
+        _sync(self.device)
+        start = time.perf_counter()
+        for lo in range(0, self.n, self.batch_size):
+            b = min(self.batch_size, self.n - lo)
+            for k, (W, x, g) in enumerate(zip(self.weights, self.inputs, self.grads)):
+                x, g = x[:b], g[:b]
+                x @ W.T
+                g.T @ x
+                if k:
+                    g @ W
+        _sync(self.device)
+        return time.perf_counter() - start
+
+
+class InterleavedRounds(Callback):
+    """skorch callback: after every library epoch, one epoch of each comparison loop (rounds in one process).
+
+    skorch's ``EpochTimer`` closes the library epoch's ``dur`` before later callbacks run, so the
+    comparison loops do not count in it; their time is kept apart and subtracted from the fit time.
+    """
+
+    def __init__(self, loops):
+        self.loops = loops  # name -> object with .epoch()
+        self.times = {name: [] for name in loops}
+        self.spent = 0.0
+
+    def on_epoch_end(self, net, **kwargs):
+        start = time.perf_counter()
+        for name, loop in self.loops.items():
+            self.times[name].append(loop.epoch())
+        self.spent += time.perf_counter() - start
+
+
 def _device_name(device):
     if str(device).startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
@@ -274,17 +451,89 @@ def _median_after_warmup(times):
     return float(statistics.median(times[1:] if len(times) > 1 else times))
 
 
-def run_one(model, n, d, C, epochs, device, in_process=False):
+def _rss_mib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak_rss():
+    """Reset the kernel's high-water mark of this process (Linux: writing 5 to clear_refs); False elsewhere."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_above(base_mib, device):
+    """Peak RSS since the last reset minus ``base_mib`` (and CUDA's peak allocation), in MiB."""
+    cuda = torch.cuda.max_memory_allocated() / 2**20 if str(device).startswith("cuda") else None
+    return _rss_mib("VmHWM") - base_mib, cuda
+
+
+def measure_memory(model, X, y, epochs, device):
+    """A clean fit and a predict of every row, each with the peak memory above what was resident before it."""
+    import gc
+
+    # a small fit first, so that lazy imports and one-time allocations do not count as the fit's memory
+    warm = np.random.default_rng(0).choice(len(X), min(len(X), 2000), replace=False)
+    make_estimator(model, 1, device).fit(X[warm], y[warm])
+    gc.collect()
+    estimator = make_estimator(model, epochs, device)
+    if str(device).startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    if not _reset_peak_rss():
+        return {}
+    base = _rss_mib("VmRSS")
+    _sync(device)
+    start = time.perf_counter()
+    estimator.fit(X, y)
+    _sync(device)
+    fit_s = time.perf_counter() - start
+    fit_peak, fit_cuda = _peak_above(base, device)
+    gc.collect()
+    if str(device).startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    _reset_peak_rss()
+    base = _rss_mib("VmRSS")
+    start = time.perf_counter()
+    estimator.predict(X)
+    predict_s = time.perf_counter() - start
+    predict_peak, predict_cuda = _peak_above(base, device)
+    return {
+        "clean_fit_s": fit_s,
+        "fit_peak_above_mib": fit_peak,
+        "predict_peak_above_mib": predict_peak,
+        "predict_all_rows_per_s": len(X) / predict_s,
+        "fit_peak_cuda_mib": fit_cuda,
+        "predict_peak_cuda_mib": predict_cuda,
+        "X_mib": X.nbytes / 2**20,
+    }
+
+
+def _median_ratio(a, b):
+    """Median of the per-round ratios a[i] / b[i], after the first (warm-up) round."""
+    pairs = list(zip(a, b))
+    pairs = pairs[1:] if len(pairs) > 1 else pairs
+    return float(statistics.median(x / y for x, y in pairs))
+
+
+def run_one(model, n, d, C, epochs, device, in_process=False, memory=True):
     X, y = long_tailed_data(n, d, C)
+    row_memory = measure_memory(model, X, y, epochs, device) if memory else {}
     estimator = make_estimator(model, epochs, device)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    with TrainModuleRecorder() as recorder:
+    with TrainModuleRecorder(device, interleave=True) as recorder:
         _sync(device)
         start = time.perf_counter()
         estimator.fit(X, y)
         _sync(device)
-        fit_s = time.perf_counter() - start
+        fit_s = time.perf_counter() - start - recorder.interleaved_s
     start = time.perf_counter()
     estimator.predict(X[:20_000])
     predict_rate = min(n, 20_000) / (time.perf_counter() - start)
@@ -293,21 +542,28 @@ def run_one(model, n, d, C, epochs, device, in_process=False):
 
     stages = []
     for call in recorder.calls:
-        replay = RawReplay(call, device)
-        raw = [replay.epoch() for _ in range(len(call["epoch_s"]))]
-        stages.append(
-            {
-                "stage": call["stage"],
-                "epochs": len(call["epoch_s"]),
-                "n_train": len(call["y"]),
-                "skorch_s": _median_after_warmup(call["epoch_s"]),
-                "raw_s": _median_after_warmup(raw),
-                "skorch_total_s": float(sum(call["epoch_s"])),
-                "raw_total_s": float(sum(raw)),
-                "gflop": replay.epoch_flops() / 1e9,
-            }
-        )
-        del replay
+        times = call["rounds"].times
+        library = call["epoch_s"]
+        stage = {
+            "stage": call["stage"],
+            "epochs": len(library),
+            "n_train": len(call["y"]),
+            "skorch_s": _median_after_warmup(library),
+            "raw_s": _median_after_warmup(times["replay"]),
+            "gemm_s": _median_after_warmup(times["gemm"]),
+            "skorch_total_s": float(sum(library)),
+            "raw_total_s": float(sum(times["replay"])),
+            "skorch_over_raw": _median_ratio(library, times["replay"]),
+            "skorch_over_gemm": _median_ratio(library, times["gemm"]),
+            "gflop": RawReplay(call, device).epoch_flops() / 1e9,
+        }
+        if "strong" in times:
+            stage.update(
+                strong_s=_median_after_warmup(times["strong"]),
+                strong_total_s=float(sum(times["strong"])),
+                skorch_over_strong=_median_ratio(library, times["strong"]),
+            )
+        stages.append(stage)
     return {
         "model": model,
         "device_name": _device_name(device),
@@ -323,6 +579,7 @@ def run_one(model, n, d, C, epochs, device, in_process=False):
         "peak_cuda_mib": peak_cuda,
         "in_process": in_process,
         "stages": stages,
+        **row_memory,
     }
 
 
@@ -349,58 +606,183 @@ def summarise(row, gflops):
     return skorch, raw, bound, main
 
 
+def _fmt(value, spec):
+    return "—" if value is None or (isinstance(value, float) and value != value) else format(value, spec)
+
+
 def markdown(rows, device, gflops, epochs, threads, quick):
     measured = [r for r in rows if "device_name" in r]
     name = measured[0]["device_name"] if measured else _device_name(device)
     version = measured[0]["torch"] if measured else torch.__version__
+    cuda = device.startswith("cuda")
     lines = [
-        f"# Speed suite: every torch estimator, skorch vs a raw torch loop vs the FLOP bound ({device})",
+        f"# Speed suite: every torch estimator vs a strong raw torch loop, the GEMMs alone and the FLOP bound ({device})",
         "",
         f"Generated by `benchmarks/bench_speed.py{' --quick' if quick else ''} --device {device}` on {name}, "
         f"torch {version}, {threads} torch thread(s). float32 GEMM rate measured here: "
         f"{gflops:,.0f} GFLOP/s (4096^3). Synthetic long-tailed clusters (largest class 256x the smallest), "
         f"d = {rows[0].get('d', 512) if rows else 512}; every training stage runs {epochs} epochs with the estimator's "
-        "defaults otherwise; epoch times are medians after the first epoch.",
+        "defaults otherwise.",
         "",
-        "`skorch`: the estimator's epochs as skorch records them; `raw`: the same `train_module` call replayed "
-        "as a plain torch loop (same module, batches, optimizer, schedule, clipping, validation); `bound`: "
-        "the epoch's counted FLOPs at the GEMM rate. Main stage = the stage with the most training time "
-        "(its module named); totals add every stage of the fit.",
+        "Timing is interleaved in rounds in one process: after each library epoch (skorch's own `dur`) the same "
+        "process runs one epoch of each comparison loop, each on its own copy of the initial module. "
+        "`strong raw`: the plain torch loop a reviewer would write for the same computation (same module, loss, "
+        "optimizer and hyper-parameters, batch size and schedule; fused optimizer, one permutation or class-balanced "
+        "draw per epoch cut into contiguous slices, no sample weights); `GEMM-only`: the stage's matrix products "
+        "alone on contiguous batches; `replay`: the library's own data path replayed without skorch. Ratios are "
+        "medians of the per-round ratios after the first round; seconds are medians after the first epoch. "
+        "`bound`: the epoch's counted FLOPs at the GEMM rate. Main stage = the stage with the most training time. "
+        "Memory: a separate clean fit, then `predict` on all n rows, each reported as the peak RSS above what was "
+        "resident just before it (the kernel's high-water mark, reset per measurement), with X's own size.",
         "",
-        "| estimator | n | C | main stage | skorch s/epoch | raw s/epoch | skorch / raw | bound s/epoch | % of bound "
-        "| all stages: skorch s | raw s | skorch / raw | fit s | peak RSS MiB |"
-        + (" peak CUDA MiB |" if device.startswith("cuda") else ""),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if device.startswith("cuda") else ""),
+        "| estimator | n | C | main stage | library s/epoch | strong raw s/epoch | library / strong raw | GEMM-only s "
+        "| library / GEMM-only | replay s | library / replay | bound s | % of bound | fit s | X MiB "
+        "| fit peak above data MiB | predict-all peak above data MiB | predict rows/s |"
+        + (" peak CUDA MiB |" if cuda else ""),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if cuda else ""),
     ]
-    ratios = []  # per row, all stages
+    strong_ratios = []
     for row in rows:
         if "error" in row:
             lines.append(f"| {row['model']} | {row['n']:,} | {row['C']:,} | failed: {row['error']} |")
             continue
-        skorch, raw, bound, main = summarise(row, gflops)
-        ratios.append(skorch / raw)
+        _, _, _, main = summarise(row, gflops)
+        if main.get("skorch_over_strong") is not None:
+            strong_ratios.append(main["skorch_over_strong"])
         main_bound = main["gflop"] / gflops
         line = (
             f"| {row['model']} | {row['n']:,} | {row['C']:,} | {main['stage']} | {main['skorch_s']:.3f} | "
-            f"{main['raw_s']:.3f} | {main['skorch_s'] / main['raw_s']:.2f} | {main_bound:.4f} | "
-            f"{100 * main_bound / main['skorch_s']:.1f} | {skorch:.2f} | {raw:.2f} | {skorch / raw:.2f} | "
-            f"{row['fit_s']:.1f} | {row['peak_rss_mib']:,.0f} |"
+            f"{_fmt(main.get('strong_s'), '.3f')} | {_fmt(main.get('skorch_over_strong'), '.2f')} | "
+            f"{_fmt(main.get('gemm_s'), '.3f')} | {_fmt(main.get('skorch_over_gemm'), '.2f')} | "
+            f"{main['raw_s']:.3f} | {_fmt(main.get('skorch_over_raw'), '.2f')} | {main_bound:.4f} | "
+            f"{100 * main_bound / main['skorch_s']:.1f} | {row['fit_s']:.1f} | {_fmt(row.get('X_mib'), ',.0f')} | "
+            f"{_fmt(row.get('fit_peak_above_mib'), ',.0f')} | {_fmt(row.get('predict_peak_above_mib'), ',.0f')} | "
+            f"{_fmt(row.get('predict_all_rows_per_s'), ',.0f')} |"
         )
-        if device.startswith("cuda"):
-            line += f" {row['peak_cuda_mib']:,.0f} |"
+        if cuda:
+            line += f" {_fmt(row.get('peak_cuda_mib'), ',.0f')} |"
         lines.append(line)
     for r in rows:
         if r.get("note"):
             lines += ["", f"{r['model']} at n = {r['n']:,}, C = {r['C']:,}: {r['note']}."]
-    if any(r.get("in_process") for r in rows):
-        lines += ["", "Run with `--in-process`: peak RSS is the process's running maximum, not per row"
-                  + ("; peak CUDA memory is per row." if device.startswith("cuda") else ".")]
-    if ratios:
+    if strong_ratios:
         lines += [
             "",
-            f"skorch / raw of all stages together, over all rows: median {statistics.median(ratios):.2f}, "
-            f"range {min(ratios):.2f}-{max(ratios):.2f}.",
+            f"library / strong raw of the main stage, over all rows: median {statistics.median(strong_ratios):.2f}, "
+            f"range {min(strong_ratios):.2f}-{max(strong_ratios):.2f}.",
         ]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- solvers of the convex heads
+
+
+def solver_estimators(device, seed):
+    """The linear heads with each solver, and scikit-learn's LogisticRegression as a user would call it."""
+    from sklearn.linear_model import LogisticRegression
+
+    from sklearn_lt.linear_model import LinearClassifier, LWSClassifier
+
+    common = dict(device=device, random_state=seed)
+    rows = {}
+    for solver in ("minibatch", "lbfgs"):
+        rows[f"LinearClassifier CE {solver}"] = LinearClassifier(solver=solver, **common)
+        rows[f"LinearClassifier balanced_softmax {solver}"] = LinearClassifier(
+            loss="balanced_softmax", solver=solver, **common
+        )
+        rows[f"cRT {solver}"] = LinearClassifier(sampling="class_balanced", solver=solver, **common)
+        rows[f"LWS {solver}"] = LWSClassifier(LinearClassifier(solver=solver, **common), solver=solver, **common)
+    rows["LogisticRegression"] = LogisticRegression()
+    rows["LogisticRegression balanced"] = LogisticRegression(class_weight="balanced")
+    return rows
+
+
+def solver_data(name, seed, split):
+    """(X_fit, y_fit, X_eval, y_eval): a bundled set (validation carved from its training part, or its test
+    split) or a synthetic ``n:d:C`` set (a balanced held-out set from the same clusters)."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    if ":" in name:
+        n, d, C = (int(v) for v in name.split(":"))
+        X, y = long_tailed_data(n, d, C, seed=seed)
+        means = np.random.default_rng(seed).standard_normal((C, d), dtype=np.float32)  # long_tailed_data's first draw
+        y_eval = np.repeat(np.arange(C), 10)  # balanced, fresh noise
+        noise = np.random.default_rng(seed + 10_000).standard_normal((len(y_eval), d), dtype=np.float32)
+        return X, y, 0.3 * means[y_eval] + noise, y_eval
+    from sklearn_lt.datasets import load_long_tailed
+
+    data = load_long_tailed(name, random_state=seed)
+    X, y = data.X_train.astype(np.float32), data.y_train
+    if split == "validation":
+        X, X_eval, y, y_eval = train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
+    else:
+        X_eval, y_eval = data.X_test.astype(np.float32), data.y_test
+    if name == "letter":  # integer shape statistics: standardise, as the data set's description says
+        scaler = StandardScaler().fit(X)
+        X, X_eval = scaler.transform(X).astype(np.float32), scaler.transform(X_eval).astype(np.float32)
+    return X, y, X_eval, y_eval
+
+
+def run_solvers(datasets, seeds, split, device, names=None):
+    """Fit time and balanced accuracy of every head with every solver, same data and process, seed by seed."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import balanced_accuracy_score
+
+    rows = []
+    # one small fit of each estimator first, so that no row pays for lazy imports or first-call set-up
+    Xw, yw = long_tailed_data(400, 8, 4)
+    for est in solver_estimators(device, 0).values():
+        est.fit(Xw, yw)
+    for name in datasets:
+        for seed in seeds:
+            X, y, X_eval, y_eval = solver_data(name, seed, split)
+            for label, est in solver_estimators(device, seed).items():
+                if names and label not in names:
+                    continue
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    _sync(device)
+                    start = time.perf_counter()
+                    est.fit(X, y)
+                    _sync(device)
+                    fit_s = time.perf_counter() - start
+                row = {"data": name, "split": split, "seed": seed, "estimator": label, "fit_s": fit_s,
+                       "balanced_accuracy": float(balanced_accuracy_score(y_eval, est.predict(X_eval))),
+                       "n": len(y), "d": X.shape[1], "C": len(np.unique(y))}
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def solver_markdown(rows, device):
+    import collections
+
+    groups = collections.defaultdict(list)
+    for r in rows:
+        groups[(r["data"], r["estimator"])].append(r)
+    lines = [
+        f"# Solvers of the convex heads vs LogisticRegression ({device})",
+        "",
+        "Generated by `benchmarks/bench_speed.py --solvers`. Every estimator at its defaults but the solver "
+        "(LWS: its base LinearClassifier with the same solver), fitted on the same data in one process; "
+        f"balanced accuracy on the {rows[0]['split']} split "
+        "(validation: 25 % carved, stratified, from the long-tailed training part; the test split is not used "
+        "for choosing). Mean ± std over seeds (the seed draws the long-tailed split and the estimator's "
+        "random_state).",
+        "",
+        "| data | n x d x C | estimator | fit s | balanced accuracy | seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (data, est), rs in groups.items():
+        t = np.array([r["fit_s"] for r in rs])
+        a = np.array([r["balanced_accuracy"] for r in rs])
+        lines.append(
+            f"| {data} | {rs[0]['n']:,} x {rs[0]['d']} x {rs[0]['C']} | {est} | {t.mean():.2f} ± {t.std():.2f} | "
+            f"{a.mean():.4f} ± {a.std():.4f} | {len(rs)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -419,7 +801,8 @@ def run_in_subprocess(model, n, C, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--quick", action="store_true", help="n = 10,000, C = 100 and 1,000")
+    parser.add_argument("--quick", action="store_true",
+                        help="the core heads at n = 10,000, C = 100 and 1,000, in this process (about a minute)")
     parser.add_argument("--grid", choices=["all", "n", "C", "core"], default="all",
                         help="'core': the full grid for LinearClassifier, LearnedNCM, MLPHeadClassifier only")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=None)
@@ -430,6 +813,13 @@ def main(argv=None):
     parser.add_argument("--in-process", action="store_true",
                         help="run every configuration in this process (saves start-up time; on a GPU the peak "
                         "memory is still per configuration, RSS is not)")
+    parser.add_argument("--solvers", nargs="*", metavar="DATA", default=None,
+                        help="the linear heads' solvers vs LogisticRegression on bundled sets (letter icd10cm "
+                        "wordnet) or synthetic n:d:C sets; writes solvers_<device>.md/.jsonl")
+    parser.add_argument("--split", choices=["validation", "test"], default="validation")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--estimators", nargs="+", default=None, help="with --solvers: only these rows")
+    parser.add_argument("--tag", default="", help="suffix of the result files (speed_<device>[_quick][_TAG])")
     parser.add_argument("--report", action="store_true", help="only render the markdown from the .jsonl")
     parser.add_argument("--one", nargs=4, metavar=("MODEL", "N", "D", "C"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -438,7 +828,20 @@ def main(argv=None):
         print(json.dumps(run_one(model, int(n), int(d), int(C), args.epochs, args.device)))
         return
 
-    tag = args.device.replace(":", "") + ("_quick" if args.quick else "")
+    if args.solvers is not None:
+        datasets = args.solvers or ["letter", "icd10cm", "wordnet"]
+        rows = run_solvers(datasets, args.seeds, args.split, args.device, args.estimators)
+        tag = f"solvers_{args.device.replace(':', '')}_{args.split}" + (f"_{args.tag}" if args.tag else "")
+        with open(os.path.join(RESULTS, f"{tag}.jsonl"), "a") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+        text = solver_markdown(rows, args.device)
+        with open(os.path.join(RESULTS, f"{tag}.md"), "w") as f:
+            f.write(text)
+        print(text)
+        return
+
+    tag = args.device.replace(":", "") + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
     jsonl = os.path.join(RESULTS, f"speed_{tag}.jsonl")
     if args.report:  # render the markdown from rows recorded by earlier (possibly partial) runs
         rows = [json.loads(line) for line in open(jsonl)]
@@ -449,7 +852,9 @@ def main(argv=None):
         print(text)
         return
 
-    models = args.models or (CORE_MODELS if args.grid == "core" else MODELS)
+    if args.quick:  # the documented minute: the three core heads, small sizes, no process per configuration
+        args.in_process = True
+    models = args.models or (CORE_MODELS if args.grid == "core" or args.quick else MODELS)
     if args.configs:
         configs = [tuple(int(v) for v in c.split(":")) for c in args.configs]
     else:

@@ -1,9 +1,10 @@
 """Linear classifiers on features trained through the library's torch core (the decoupling baselines)."""
 
-from sklearn.utils._param_validation import HasMethods
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from torch import nn
 
 from ..torch._base import BaseTorchClassifier
+from ..torch._lbfgs import LBFGS_DTYPES, train_full_batch
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
 from ..utils import _param_constraints as pc
@@ -11,6 +12,29 @@ from ..utils._split import split_off_validation
 from ..utils._validation import check_nonnegative_float, check_option
 
 LOSSES = ("cross_entropy", "balanced_softmax", "logit_adjusted")
+SOLVERS = ("minibatch", "lbfgs")
+
+
+def exact_sample_weight(estimator):
+    """Whether a fit weights samples exactly enough for scikit-learn's weight-equals-repetition check.
+
+    Full-batch L-BFGS weights the objective exactly, so integer weights equal
+    repetition; in float64 the two fits then agree to the check's 1e-7.
+    """
+    return estimator.solver == "lbfgs" and estimator.solver_dtype == "float64"
+
+
+def balanced_sample_weight(y, sample_weight, n_classes):
+    """Per-sample weights whose class totals are equal: class-balanced sampling as exact weights.
+
+    Drawing a class uniformly and then one of its samples weights sample ``i``
+    by ``w_i / W_{y_i}`` in expectation, ``W_c`` the total weight of class
+    ``c`` (its count when unweighted); rescaled so the weights sum to ``n``.
+    """
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    totals = np.bincount(y, weights=w, minlength=n_classes)
+    balanced = w / np.where(totals > 0, totals, 1.0)[y]
+    return balanced * (len(y) / balanced.sum())
 
 
 def loss_tau(loss, tau):
@@ -54,6 +78,19 @@ class LinearClassifier(BaseTorchClassifier):
         L2 penalty of the optimizer.
     momentum : float, default=0.9
         SGD momentum in [0, 1) (ignored by Adam/AdamW).
+    solver : {"minibatch", "lbfgs"}, default="minibatch"
+        ``"minibatch"`` trains by ``optimizer`` on batches drawn by
+        ``sampling``. ``"lbfgs"`` minimises the same loss over the whole
+        training set by L-BFGS (strong-Wolfe line search; one pass over the
+        data per evaluation, chunked over rows): ``max_epochs`` then caps the
+        evaluations, ``weight_decay`` is an L2 penalty ``0.5 * weight_decay *
+        ||W||^2`` (bias not penalised), ``sampling="class_balanced"`` becomes
+        the class weights it gives in expectation (every class's weights sum
+        to the same total), sample weights are exact, and ``batch_size``,
+        ``optimizer``, ``lr``, ``momentum`` and ``augmenter`` are unused.
+    solver_dtype : {"float32", "float64"}, default="float32"
+        Arithmetic of ``solver="lbfgs"`` (the fitted model is float32 either
+        way). float64 makes weighted and repeated samples agree to 1e-7.
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net (e.g. ``EarlyStopping``).
     validation_fraction : float, default=0.0
@@ -123,6 +160,8 @@ class LinearClassifier(BaseTorchClassifier):
         "weight_decay": pc.NONNEGATIVE_REAL,
         "momentum": pc.MOMENTUM,
         "callbacks": pc.CALLBACKS,
+        "solver": [StrOptions(set(SOLVERS))],
+        "solver_dtype": [StrOptions(set(LBFGS_DTYPES))],
         "validation_fraction": pc.FRACTION,
         "augmenter": [HasMethods(["make_train_batch_hook"]), None],
         **pc.TORCH_COMMON,
@@ -140,6 +179,8 @@ class LinearClassifier(BaseTorchClassifier):
         lr=0.01,
         weight_decay=1e-4,
         momentum=0.9,
+        solver="minibatch",
+        solver_dtype="float32",
         callbacks=None,
         validation_fraction=0.0,
         augmenter=None,
@@ -156,6 +197,8 @@ class LinearClassifier(BaseTorchClassifier):
         self.lr = lr
         self.weight_decay = weight_decay
         self.momentum = momentum
+        self.solver = solver
+        self.solver_dtype = solver_dtype
         self.callbacks = callbacks
         self.validation_fraction = validation_fraction
         self.augmenter = augmenter
@@ -165,6 +208,12 @@ class LinearClassifier(BaseTorchClassifier):
 
     def _check_params(self):
         self._tau = loss_tau(self.loss, self.tau)
+        if self.solver == "lbfgs" and self.augmenter is not None:
+            raise ValueError("augmenter needs solver='minibatch': online augmentation rewrites mini-batches.")
+
+    @property
+    def _exact_sample_weight(self):
+        return exact_sample_weight(self)
 
     def _optimizer_kwargs(self):
         kwargs = {"weight_decay": self.weight_decay}
@@ -180,9 +229,28 @@ class LinearClassifier(BaseTorchClassifier):
         # the loss is convex in (W, b): start at zero, like LogisticRegression, not at a random point
         nn.init.zeros_(module.weight)
         nn.init.zeros_(module.bias)
+        # the prior of the adjusted losses counts weighted samples, so that a weight equals a repetition
+        prior = np.bincount(y, weights=sample_weight, minlength=len(self.classes_))
+        criterion = LogitAdjustedLoss(prior, tau=self._tau)
+        if self.solver == "lbfgs":
+            if self.sampling == "class_balanced":
+                sample_weight = balanced_sample_weight(y, sample_weight, len(self.classes_))
+            return train_full_batch(
+                module,
+                criterion,
+                X,
+                y,
+                sample_weight=sample_weight,
+                max_evals=self.max_epochs,
+                l2=float(self.weight_decay),
+                l2_params=("weight",),
+                dtype=self.solver_dtype,
+                device=self.device_,
+                verbose=self.verbose,
+            )
         return train_module(
             module,
-            LogitAdjustedLoss(self.class_counts_, tau=self._tau),
+            criterion,
             X,
             y,
             sample_weight=sample_weight,

@@ -3,13 +3,16 @@
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.utils._param_validation import StrOptions
 
 from ..torch._base import BaseTorchClassifier, ClassifierOutputMixin, validate_classification_data
 from ..torch._callbacks import warn_if_degenerate
+from ..torch._lbfgs import LBFGS_DTYPES, train_full_batch
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
 from ..utils import _param_constraints as pc
 from ..utils._tags import inherit_tags
+from ._linear import SOLVERS, balanced_sample_weight, exact_sample_weight
 from ._utils import linear_weights
 
 
@@ -125,6 +128,10 @@ class TauNormalizedClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstima
         "random_state": ["random_state"],
     }
 
+    @property
+    def _exact_sample_weight(self):
+        return getattr(self.estimator, "_exact_sample_weight", False)
+
     def __init__(self, estimator=None, *, tau=1.0, keep_intercept=False, random_state=None):
         self.estimator = estimator
         self.tau = tau
@@ -195,6 +202,14 @@ class LWSClassifier(BaseTorchClassifier):
         Samples per batch.
     lr : float, default=0.05
         SGD learning rate (momentum 0.9, cosine schedule).
+    solver : {"minibatch", "lbfgs"}, default="minibatch"
+        ``"lbfgs"`` learns the scales by full-batch L-BFGS on the whole
+        training set (``max_epochs`` caps the passes over the data;
+        ``sampling="class_balanced"`` becomes the class weights it gives in
+        expectation; sample weights are exact; ``batch_size`` and ``lr`` are
+        unused). It does not change the base estimator's solver.
+    solver_dtype : {"float32", "float64"}, default="float32"
+        Arithmetic of ``solver="lbfgs"``.
     device : str, default="auto"
         ``"auto"`` or a torch device string.
     random_state : int, RandomState instance or None, default=None
@@ -243,6 +258,8 @@ class LWSClassifier(BaseTorchClassifier):
         "max_epochs": pc.EPOCHS,
         "batch_size": pc.POSITIVE_INT,
         "lr": pc.NONNEGATIVE_REAL,
+        "solver": [StrOptions(set(SOLVERS))],
+        "solver_dtype": [StrOptions(set(LBFGS_DTYPES))],
         **pc.TORCH_COMMON,
     }
 
@@ -254,6 +271,8 @@ class LWSClassifier(BaseTorchClassifier):
         max_epochs=10,
         batch_size=256,
         lr=0.05,
+        solver="minibatch",
+        solver_dtype="float32",
         device="auto",
         random_state=None,
         verbose=0,
@@ -263,12 +282,34 @@ class LWSClassifier(BaseTorchClassifier):
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.solver = solver
+        self.solver_dtype = solver_dtype
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
+    @property
+    def _exact_sample_weight(self):
+        # the scales are exact; the default base (mini-batch LinearClassifier) is not
+        base = self.estimator
+        return exact_sample_weight(self) and base is not None and getattr(base, "_exact_sample_weight", False)
+
     def _fit_net(self, X, y, sample_weight, generator):
         self.estimator_, W, b = fit_base_linear(self, X, self.classes_[y], sample_weight)
+        if self.solver == "lbfgs":
+            if self.sampling == "class_balanced":
+                sample_weight = balanced_sample_weight(y, sample_weight, len(self.classes_))
+            return train_full_batch(
+                _ScaledLinear(W, b),
+                LogitAdjustedLoss(tau=0.0),
+                X,
+                y,
+                sample_weight=sample_weight,
+                max_evals=self.max_epochs,
+                dtype=self.solver_dtype,
+                device=self.device_,
+                verbose=self.verbose,
+            )
         return train_module(
             _ScaledLinear(W, b),
             LogitAdjustedLoss(tau=0.0),

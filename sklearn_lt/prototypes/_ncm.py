@@ -213,24 +213,36 @@ class MultiNCMModule(nn.Module):
 # --------------------------------------------------------------------------------------
 
 
-def _class_means(X, y, n_classes, sample_weight):
-    """Weighted class means in float64 (a class whose weights are all zero gets its plain mean)."""
-    X64 = np.asarray(X, dtype=np.float64)
-    rows = np.arange(len(y))
-    w = np.asarray(sample_weight, dtype=np.float64)
+def _class_means(X, y, n_classes, sample_weight, chunk=8192):
+    """Weighted class means in float64 (a class whose weights are all zero gets its plain mean).
+
+    Accumulated over row chunks converted to float64 one at a time, so that a
+    float32 ``X`` is never copied whole.
+    """
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     totals = np.bincount(y, weights=w, minlength=n_classes)
     zero = totals <= 0
     if np.any(zero):
         w = np.where(zero[y], 1.0, w)
         totals = np.bincount(y, weights=w, minlength=n_classes)
-    onehot = sparse.csr_matrix((w, (y, rows)), shape=(n_classes, len(y)))
-    return np.asarray(onehot @ X64) / totals[:, None]
+    sums = np.zeros((n_classes, X.shape[1]))
+    for start in range(0, len(y), chunk):
+        rows = slice(start, start + chunk)
+        onehot = sparse.csr_matrix((w[rows], (y[rows], np.arange(len(y[rows])))), shape=(n_classes, len(y[rows])))
+        sums += onehot @ np.asarray(X[rows], dtype=np.float64)
+    return sums / totals[:, None]
 
 
-def _median_distance(X, y, centroids, sample_weight):
+def _median_distance(X, y, centroids, sample_weight, chunk=8192):
     """Median distance of a training sample to its class mean (zero distances ignored)."""
-    keep = np.asarray(sample_weight) > 0
-    dist = np.linalg.norm(np.asarray(X, dtype=np.float64)[keep] - centroids[y[keep]], axis=1)
+    keep = np.ones(len(y), dtype=bool) if sample_weight is None else np.asarray(sample_weight) > 0
+    dist = np.concatenate(
+        [
+            np.linalg.norm(np.asarray(X[s : s + chunk], dtype=np.float64)[keep[s : s + chunk]]
+                           - centroids[y[s : s + chunk][keep[s : s + chunk]]], axis=1)
+            for s in range(0, len(y), chunk)
+        ]
+    )
     dist = dist[dist > 0]
     if dist.size:
         return float(np.median(dist))

@@ -8,11 +8,31 @@ with ``DataLoader(dataset, batch_size=None, sampler=...)`` (in skorch:
 ``iterator_train__sampler=..., iterator_train__batch_size=None``).
 """
 
+import copy
+import warnings
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..utils._validation import check_option, check_positive_int
+
+
+def as_device_tensor(array, dtype, device="cpu"):
+    """``array`` as a C-contiguous tensor of ``dtype`` on ``device``, with as few copies as possible.
+
+    A numpy array that already has the dtype and C order is wrapped without a
+    copy (``torch.from_numpy``), then copied once if ``device`` is not the CPU;
+    other input is converted once. Read-only arrays are wrapped too: the
+    library never writes into its training data.
+    """
+    if isinstance(array, torch.Tensor):
+        return array.to(device=device, dtype=dtype).contiguous()
+    array = np.ascontiguousarray(array, dtype=torch.empty((), dtype=dtype).numpy().dtype)
+    with warnings.catch_warnings():
+        # torch warns that writing to a tensor made from a read-only array is undefined; nothing writes to it
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array).to(device)
 
 
 class ArrayDataset(Dataset):
@@ -21,7 +41,9 @@ class ArrayDataset(Dataset):
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-        Converted to a float32 tensor (copied: the caller's array is never modified).
+        Held as a float32 tensor. A float32 C-contiguous array on the CPU is
+        shared, not copied (the dataset only reads it); anything else is
+        converted once, straight to ``device``.
     y : array-like of shape (n_samples,), default=None
         Integer-encoded labels, converted to int64.
     sample_weight : array-like of shape (n_samples,), default=None
@@ -40,13 +62,9 @@ class ArrayDataset(Dataset):
     """
 
     def __init__(self, X, y=None, sample_weight=None, device="cpu"):
-        self.X = torch.tensor(np.asarray(X), dtype=torch.float32, device=device)
-        self.y = None if y is None else torch.tensor(np.asarray(y), dtype=torch.int64, device=device)
-        self.sample_weight = (
-            None
-            if sample_weight is None
-            else torch.tensor(np.asarray(sample_weight), dtype=torch.float32, device=device)
-        )
+        self.X = as_device_tensor(X, torch.float32, device)
+        self.y = None if y is None else as_device_tensor(y, torch.int64, device)
+        self.sample_weight = None if sample_weight is None else as_device_tensor(sample_weight, torch.float32, device)
         for name, t in (("y", self.y), ("sample_weight", self.sample_weight)):
             if t is not None and len(t) != len(self.X):
                 raise ValueError(f"{name} has {len(t)} entries but X has {len(self.X)} rows.")
@@ -65,6 +83,23 @@ class ArrayDataset(Dataset):
         if self.sample_weight is None:
             return Xb, yb
         return Xb, (yb, self.sample_weight[index])
+
+
+def device_generator(generator, device):
+    """A generator on ``device`` seeded from ``generator`` (one draw from it), or a fresh one if it is None.
+
+    Index generation then runs where the data are: a sampler on a GPU yields
+    index tensors already there, so no batch waits on a host-to-device copy.
+    Seeded from the caller's generator, so a fixed ``random_state`` still
+    fixes every epoch (the stream differs from the CPU sampler's).
+    """
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else None
+    moved = torch.Generator(device=device)
+    if seed is None:
+        moved.seed()
+    else:
+        moved.manual_seed(seed)
+    return moved
 
 
 def _n_batches(n, batch_size):
@@ -128,6 +163,13 @@ class ShuffledBatchSampler(Sampler):
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.generator = generator
         self.drop_last = drop_last
+        self.device = None
+
+    def to(self, device):
+        """A copy that draws its permutations on ``device`` (see :func:`device_generator`)."""
+        moved = copy.copy(self)
+        moved.generator, moved.device = device_generator(self.generator, device), torch.device(device)
+        return moved
 
     def __len__(self):
         if self.drop_last:
@@ -135,7 +177,10 @@ class ShuffledBatchSampler(Sampler):
         return _n_batches(self.n_samples, self.batch_size)
 
     def __iter__(self):
-        order = torch.randperm(self.n_samples, generator=self.generator)
+        if self.device is None:
+            order = torch.randperm(self.n_samples, generator=self.generator)
+        else:
+            order = torch.randperm(self.n_samples, generator=self.generator, device=self.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             yield order[start : start + self.batch_size]
 
@@ -215,10 +260,19 @@ class ClassBalancedSampler(Sampler):
     def __len__(self):
         return _n_batches(self.n_draws, self.batch_size)
 
+    def to(self, device):
+        """A copy that draws on ``device``, its tables there too (see :func:`device_generator`)."""
+        moved = copy.copy(self)
+        moved.generator = device_generator(self.generator, device)
+        for name in ("_order", "_starts", "_counts", "_probs"):
+            setattr(moved, name, getattr(self, name).to(device))
+        return moved
+
     def draw(self, n):
         """Draw ``n`` sample indices at once (one index tensor)."""
         classes = torch.multinomial(self._probs, n, replacement=True, generator=self.generator)
-        offset = (torch.rand(n, generator=self.generator, dtype=torch.float64) * self._counts[classes]).long()
+        offset = torch.rand(n, generator=self.generator, dtype=torch.float64, device=self._probs.device)
+        offset = (offset * self._counts[classes]).long()
         return self._order[self._starts[classes] + offset]
 
     def __iter__(self):
