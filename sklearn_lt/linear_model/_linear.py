@@ -1,5 +1,6 @@
 """Linear classifiers on features trained through the library's torch core (the decoupling baselines)."""
 
+import numpy as np
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from torch import nn
 
