@@ -40,7 +40,7 @@ from threadpoolctl import threadpool_limits
 from sklearn_lt.datasets import load_long_tailed
 from sklearn_lt.metrics import long_tail_report
 from sklearn_lt.prototypes import LearnedNCM, MultiNCM, intra_class_variance
-from sklearn_lt.prototypes._ncm import NCMModule, half_distance_logits
+from sklearn_lt.prototypes._distances import NCMModule, half_distance_logits
 from sklearn_lt.torch import ClassBalancedSampler, LogitAdjustedLoss
 
 RESULTS = Path(__file__).parent / "results" / "ncm.md"

@@ -42,7 +42,7 @@ rm -f "$log"
 
 case "$job" in
     benchmark)
-        exec "$venv/bin/python" -m sklearn_lt.benchmarks "$@"
+        exec "$venv/bin/python" -m sklearn_lt.bench "$@"
         ;;
     test)
         exec "$venv/bin/python" -m pytest -n 2 --durations=15 "$@"

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from sklearn_lt.benchmarks.__main__ import main
-from sklearn_lt.benchmarks._plots import few_shot_confusion
+from sklearn_lt.bench.__main__ import main
+from sklearn_lt.bench._plots import few_shot_confusion
 
 
 def test_main_job_prints_table_and_figures(tmp_path, capsys):

@@ -15,7 +15,7 @@ from skorch import NeuralNetClassifier
 from torch import nn
 
 from sklearn_lt.ensemble import BalancedUndersampleMerger, draw_balanced_subsets
-from sklearn_lt.ensemble._btm import _forward
+from sklearn_lt.ensemble._model_kinds import _forward
 from sklearn_lt.linear_model import LinearClassifier, LWSClassifier
 from sklearn_lt.metrics import geometric_mean_recall, harmonic_mean_recall
 from sklearn_lt.neural_network import MLPHeadClassifier
@@ -298,7 +298,7 @@ def test_balanced_finetuning_and_merging_lift_the_worst_classes_on_letter(letter
 
 
 def test_mixup_loss_and_finetuning(small_lt):
-    from sklearn_lt.ensemble._btm import _MixupCrossEntropy
+    from sklearn_lt.ensemble._model_kinds import _MixupCrossEntropy
 
     logits_ = torch.randn(5, 3)
     y_a, y_b = torch.tensor([0, 1, 2, 0, 1]), torch.tensor([2, 2, 0, 1, 1])

@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from sklearn_lt.benchmarks import (
+from sklearn_lt.bench import (
     DataError,
     Method,
     compare,
     load_data,
     long_tail_splits,
 )
-from sklearn_lt.benchmarks.__main__ import main
+from sklearn_lt.bench.__main__ import main
 from sklearn_lt.datasets import make_long_tailed_classification
 
 # fast rows: two scikit-learn baselines and one torch method paired with one of them
@@ -288,7 +288,7 @@ def test_unknown_choices_are_argparse_errors(capsys):
 
 
 def test_ctrl_c_keeps_finished_fits_for_resume(tmp_path, capsys, monkeypatch, lt_data):
-    from sklearn_lt.benchmarks import METHODS
+    from sklearn_lt.bench import METHODS
 
     X, y, Xt, yt = lt_data
     np.savez(tmp_path / "d.npz", X_train=X, y_train=y, X_test=Xt, y_test=yt)
@@ -319,7 +319,7 @@ def test_ctrl_c_swallowed_inside_a_fit_is_not_stored(tmp_path, capsys, monkeypat
 
     from sklearn.neighbors import NearestCentroid
 
-    from sklearn_lt.benchmarks import METHODS
+    from sklearn_lt.bench import METHODS
 
     class SwallowsCtrlC(NearestCentroid):
         def fit(self, X, y):

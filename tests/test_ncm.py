@@ -15,7 +15,8 @@ from sklearn.neighbors import NearestCentroid
 from sklearn_lt.datasets import make_long_tailed_classification
 from sklearn_lt.metrics import few_shot_accuracy, harmonic_mean_recall
 from sklearn_lt.prototypes import LearnedNCM, MultiNCM, intra_class_variance
-from sklearn_lt.prototypes._ncm import AUTO_MEDIAN_DISTANCE, _MinHalfDistanceLogits, half_distance_logits
+from sklearn_lt.prototypes._distances import _MinHalfDistanceLogits, half_distance_logits
+from sklearn_lt.prototypes._ncm import AUTO_MEDIAN_DISTANCE
 
 FAST = {"max_epochs": 3, "batch_size": 64, "device": "cpu"}
 

@@ -1,37 +1,30 @@
 """Balanced Training and Merging (BTM): few-shot balanced fine-tuning, weight averaging, classifier post-training."""
 
-import copy
+import numbers
 import time
 import warnings
 
 import numpy as np
-import torch
-import numbers
-
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 from sklearn.frozen import FrozenEstimator
-from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
-from torch import nn
 
 from ..linear_model._linear import loss_tau
 from ..metrics import geometric_mean_recall, get_scorer, harmonic_mean_recall
 from ..neural_network._mlp import FLOAT32_SUBSET_REASON, MLPHeadClassifier
-from ..torch._base import BaseTorchClassifier, ClassifierOutputMixin, validate_classification_data
+from ..torch._base import ClassifierOutputMixin, validate_classification_data
 from ..torch._callbacks import warn_if_degenerate
-from ..torch._device import draw_seed, seeded
-from ..torch._losses import LogitAdjustedLoss
-from ..torch._net import batch_norm_layers, has_batch_norm, make_train_sampler, train_module
+from ..torch._device import draw_seed
+from ..utils import _param_constraints as pc
 from ..utils._split import tail_safe_validation_split
 from ..utils._tags import inherit_tags
-from ..utils import _param_constraints as pc
 from ..utils._validation import check_positive_int
+from ._model_kinds import _FittedLogits, _kind_of
 
 _MERGES = ("average", "greedy_soup")
-_PREDICT_BATCH = 4096
 
 
 def draw_balanced_subsets(y, n_subsets, n_per_class, random_state=None):
@@ -76,345 +69,6 @@ def draw_balanced_subsets(y, n_subsets, n_per_class, random_state=None):
         picked = [idx[rng.permutation(len(idx))[:n_per_class]] for idx in members]
         subsets.append(np.sort(np.concatenate(picked)).astype(np.intp))
     return subsets
-
-
-# --------------------------------------------------------------------------------------------
-# What BTM needs from a model, for the three kinds of model it accepts. A "model" is a fitted
-# estimator (a copy of the pre-trained one); the methods never modify the model they are given.
-# --------------------------------------------------------------------------------------------
-
-
-def _forward(module, X, device, *, capture=None):
-    """Logits of ``module`` on ``X`` in eval mode (and the input of layer ``capture`` if given)."""
-    module.eval()
-    outputs, inputs = [], []
-    handle = None
-    if capture is not None:
-        handle = capture.register_forward_hook(lambda layer, args, out: inputs.append(args[0].detach().cpu()))
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(X), _PREDICT_BATCH):
-                # a copy: as_tensor would wrap a read-only input (a memmap) and torch warns about it
-                Xb = torch.tensor(X[start : start + _PREDICT_BATCH], dtype=torch.float32, device=device)
-                outputs.append(module(Xb).detach().cpu().float())
-    finally:
-        if handle is not None:
-            handle.remove()
-    logits = torch.cat(outputs).numpy()
-    if capture is None:
-        return logits
-    return logits, torch.cat(inputs).numpy()
-
-
-def _final_linear(module, X_probe, device, n_classes):
-    """The ``nn.Linear`` whose output is the module's output, or a TypeError saying why there is none."""
-    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
-    outputs = {}
-    hooks = [
-        layer.register_forward_hook(
-            lambda layer, args, out: outputs.__setitem__(id(layer), out.detach().cpu().float())
-        )
-        for layer in linears
-    ]
-    try:
-        logits = torch.as_tensor(_forward(module, X_probe, device))
-    finally:
-        for h in hooks:
-            h.remove()
-    if logits.ndim != 2 or logits.shape[1] != n_classes:
-        raise TypeError(
-            f"the module's output has shape {tuple(logits.shape)}; BTM needs one logit per class, i.e. "
-            f"(n_samples, {n_classes})."
-        )
-    for layer in reversed(linears):
-        out = outputs.get(id(layer))
-        if out is not None and out.shape == logits.shape and torch.equal(out, logits):
-            return layer
-    raise TypeError(
-        f"{type(module).__name__} does not end in a torch.nn.Linear layer (its output is not the output of "
-        "any of its nn.Linear layers, e.g. it applies a softmax or a scaling after it). BTM post-trains the "
-        "final linear layer: make the module return the logits of its last nn.Linear."
-    )
-
-
-class _MixupCrossEntropy(nn.Module):
-    """Cross-entropy of mixed samples: ``lam * CE(y_a) + (1 - lam) * CE(y_b)`` (targets from :func:`_mixup_hook`)."""
-
-    def forward(self, logits, y_pair, lam):
-        log_p = torch.log_softmax(logits, dim=1)
-        nll_a = -log_p.gather(1, y_pair[:, :1]).squeeze(1)
-        nll_b = -log_p.gather(1, y_pair[:, 1:]).squeeze(1)
-        return (lam * nll_a + (1 - lam) * nll_b).mean()
-
-
-def _mixup_hook(alpha):
-    """A ``train_batch_hook`` mixing each batch with a shuffled copy of itself (Zhang et al.'s mixup)."""
-    beta = torch.distributions.Beta(torch.tensor(float(alpha)), torch.tensor(float(alpha)))
-
-    def hook(batch):
-        Xb, yb = batch
-        lam = beta.sample().to(Xb.device)
-        perm = torch.randperm(len(Xb), device=Xb.device)
-        return lam * Xb + (1 - lam) * Xb[perm], (torch.stack([yb, yb[perm]], dim=1), lam)
-
-    return hook
-
-
-def _finetune_module(module, X, y, *, device, epochs, lr, batch_size, weight_decay, mixup, seed, verbose):
-    """Fine-tune all of ``module`` (a copy) on ``(X, y)``: SGD with momentum 0.9, cosine schedule, cross-entropy."""
-    with seeded(seed, device) as generator:
-        return train_module(
-            copy.deepcopy(module),
-            _MixupCrossEntropy() if mixup else LogitAdjustedLoss(tau=0.0),
-            X,
-            y,
-            sampler=make_train_sampler(
-                y, sampling="instance", batch_size=batch_size, generator=generator, even_batches=has_batch_norm(module)
-            ),
-            max_epochs=epochs,
-            optimizer="sgd",
-            lr=lr,
-            optimizer_kwargs={"momentum": 0.9, "weight_decay": weight_decay},
-            lr_schedule="cosine",
-            device=device,
-            verbose=verbose,
-            train_batch_hook=_mixup_hook(mixup) if mixup else None,
-        )
-
-
-def _train_linear(layer, features, y, *, device, class_counts, loss_tau, sampling, epochs, lr, batch_size,
-                  weight_decay, seed, verbose):
-    """Train a copy of the ``nn.Linear`` ``layer`` on fixed ``features``, starting from its weights."""
-    with seeded(seed, device) as generator:
-        # built inside ``seeded``: its (overwritten) random initialisation must not draw from the caller's RNG
-        head = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
-        head.load_state_dict(layer.state_dict())
-        return train_module(
-            head,
-            LogitAdjustedLoss(class_counts, tau=loss_tau),
-            features,
-            y,
-            sampler=make_train_sampler(y, sampling=sampling, batch_size=batch_size, generator=generator),
-            max_epochs=epochs,
-            optimizer="sgd",
-            lr=lr,
-            optimizer_kwargs={"momentum": 0.9, "weight_decay": weight_decay},
-            lr_schedule="cosine",
-            device=device,
-            verbose=verbose,
-        )
-
-
-class _TorchKind:
-    """Models holding a torch module: the library's torch estimators and skorch nets."""
-
-    def __init__(self, skorch_net):
-        self.skorch_net = skorch_net
-        # skorch's classifier with a cross-entropy criterion needs targets 0..C-1
-        self.encoded_targets = skorch_net
-
-    def owner(self, model):
-        return model if self.skorch_net else model.net_
-
-    def module(self, model):
-        return self.owner(model).module_
-
-    def device(self, model):
-        return str(self.owner(model).device)
-
-    def with_module(self, model, module):
-        """A copy of ``model`` whose module is ``module``."""
-        # skorch nets deep-copy through pickling (their __getstate__), so a memo cannot
-        # substitute the module: copy, then swap the module in
-        new = copy.deepcopy(model)
-        owner = self.owner(new)
-        owner.module_ = module
-        if isinstance(owner.module, nn.Module):
-            owner.module = module
-        return new
-
-    def logits(self, model, X):
-        return _forward(self.module(model), X, self.device(model))
-
-    def check(self, model, X, n_classes):
-        _final_linear(self.module(model), X[:8], self.device(model), n_classes)
-
-    def finetune(self, model, X, y, y_labels, *, epochs, lr, batch_size, weight_decay, mixup, seed, verbose):
-        net = _finetune_module(
-            self.module(model), X, y, device=self.device(model), epochs=epochs, lr=lr, batch_size=batch_size,
-            weight_decay=weight_decay, mixup=mixup, seed=seed, verbose=verbose,
-        )
-        return self.with_module(model, net.module_), net.history
-
-    def merge(self, models):
-        states = [self.module(m).state_dict() for m in models]
-        merged = {}
-        for key, value in states[0].items():
-            stacked = torch.stack([s[key].to(torch.float64) for s in states])
-            mean = stacked.mean(dim=0)
-            merged[key] = (mean.round() if not value.is_floating_point() else mean).to(value.dtype)
-        module = copy.deepcopy(self.module(models[0]))
-        module.load_state_dict(merged)
-        return self.with_module(models[0], module)
-
-    def recalibrate(self, model, X):
-        module = copy.deepcopy(self.module(model))
-        norms = batch_norm_layers(module)
-        if not norms:
-            return model
-        device = self.device(model)
-        momenta = [m.momentum for m in norms]
-        module.eval()
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the batches: the statistics of the whole data
-            m.train()
-        batches = [b for b in torch.arange(len(X)).split(_PREDICT_BATCH) if len(b) > 1]
-        with torch.no_grad():
-            for b in batches:
-                module(torch.as_tensor(X[b.numpy()], dtype=torch.float32, device=device))
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        module.eval()
-        return self.with_module(model, module)
-
-    def post_train(self, model, X, y, *, class_counts, loss_tau, sampling, epochs, lr, batch_size, weight_decay,
-                   seed, verbose, **_):
-        module = copy.deepcopy(self.module(model))
-        device = self.device(model)
-        final = _final_linear(module, X[:8], device, len(class_counts))
-        _, features = _forward(module, X, device, capture=final)
-        net = _train_linear(
-            final, features, y, device=device, class_counts=class_counts, loss_tau=loss_tau, sampling=sampling,
-            epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed, verbose=verbose,
-        )
-        final.load_state_dict(net.module_.state_dict())
-        return self.with_module(model, module), net.history
-
-
-class _LinearKind:
-    """scikit-learn linear classifiers (``coef_``, ``intercept_``), trained from their weights by the torch core.
-
-    Fine-tuning and post-training run a bounded number of SGD steps on an
-    ``nn.Linear`` holding ``coef_`` and ``intercept_``, as the paper does for a
-    network's layers. A warm-started ``fit`` would instead converge to the
-    optimum of the subset (then of all the data) whatever the start, and BTM
-    would return the baseline model.
-    """
-
-    encoded_targets = False
-    device = "cpu"
-
-    def logits(self, model, X):
-        scores = np.asarray(model.decision_function(X), dtype=np.float64)
-        if scores.ndim == 1:
-            return np.column_stack([-scores / 2, scores / 2])
-        return scores
-
-    def check(self, model, X, n_classes):
-        missing = [a for a in ("coef_", "intercept_") if not hasattr(model, a)]
-        if missing:
-            raise TypeError(
-                f"{type(model).__name__} has no {', '.join(missing)} after fitting: BTM averages the weights of "
-                "a linear classifier, so it needs coef_ and intercept_."
-            )
-
-    @staticmethod
-    def _to_linear(model):
-        """An ``nn.Linear`` whose logits are :meth:`logits` (a binary model's score split in two halves)."""
-        coef = np.asarray(model.coef_, dtype=np.float32)
-        intercept = np.array(np.broadcast_to(np.asarray(model.intercept_, dtype=np.float32), (coef.shape[0],)))
-        if coef.shape[0] == 1:  # binary: softmax of (-s/2, s/2) is the logistic of s
-            coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
-        fit_intercept = bool(getattr(model, "fit_intercept", True))
-        layer = nn.Linear(coef.shape[1], coef.shape[0], bias=fit_intercept)
-        with torch.no_grad():
-            layer.weight.copy_(torch.from_numpy(coef))
-            if fit_intercept:
-                layer.bias.copy_(torch.from_numpy(intercept))
-        return layer
-
-    @staticmethod
-    def _from_linear(model, layer):
-        """A copy of ``model`` holding the weights of ``layer``."""
-        new = copy.deepcopy(model)
-        coef = layer.weight.detach().cpu().double().numpy()
-        bias = layer.bias.detach().cpu().double().numpy() if layer.bias is not None else np.zeros(len(coef))
-        if np.asarray(model.coef_).shape[0] == 1:
-            coef, bias = coef[1:] - coef[:1], bias[1:] - bias[:1]
-        dtype = np.asarray(model.coef_).dtype
-        new.coef_ = coef.astype(dtype)
-        if layer.bias is not None:
-            new.intercept_ = bias.astype(np.asarray(model.intercept_).dtype)
-        return new
-
-    def finetune(self, model, X, y, y_labels, *, epochs, lr, batch_size, weight_decay, mixup, seed, verbose):
-        net = _finetune_module(
-            self._to_linear(model), X, y, device=self.device, epochs=epochs, lr=lr, batch_size=batch_size,
-            weight_decay=weight_decay, mixup=mixup, seed=seed, verbose=verbose,
-        )
-        return self._from_linear(model, net.module_), net.history
-
-    def merge(self, models):
-        merged = copy.deepcopy(models[0])
-        merged.coef_ = np.mean([np.asarray(m.coef_) for m in models], axis=0).astype(np.asarray(models[0].coef_).dtype)
-        merged.intercept_ = np.mean([np.asarray(m.intercept_) for m in models], axis=0).astype(
-            np.asarray(models[0].intercept_).dtype
-        )
-        return merged
-
-    def recalibrate(self, model, X):
-        return model
-
-    def post_train(self, model, X, y, *, class_counts, loss_tau, sampling, epochs, lr, batch_size, weight_decay,
-                   seed, verbose, **_):
-        net = _train_linear(
-            self._to_linear(model), X, y, device=self.device, class_counts=class_counts, loss_tau=loss_tau,
-            sampling=sampling, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed,
-            verbose=verbose,
-        )
-        return self._from_linear(model, net.module_), net.history
-
-
-def _kind_of(estimator):
-    """The kind of an (unfitted or fitted) estimator, or a TypeError listing the accepted kinds."""
-    from skorch import NeuralNet
-
-    inner = estimator.estimator if isinstance(estimator, FrozenEstimator) else estimator
-    if isinstance(inner, NeuralNet):
-        return _TorchKind(skorch_net=True)
-    if isinstance(inner, BaseTorchClassifier):
-        return _TorchKind(skorch_net=False)
-    if isinstance(inner, LinearClassifierMixin):
-        return _LinearKind()
-    raise TypeError(
-        f"BalancedUndersampleMerger cannot fine-tune and merge a {type(inner).__name__}: it needs a model "
-        "with parameters to average, i.e. one of the library's torch estimators (e.g. "
-        "sklearn_lt.neural_network.MLPHeadClassifier), a skorch NeuralNetClassifier whose module ends in a "
-        "linear layer, or a scikit-learn linear classifier (a LinearClassifierMixin with coef_ and intercept_, "
-        "e.g. LogisticRegression, SGDClassifier, RidgeClassifier)."
-    )
-
-
-class _FittedLogits(ClassifierOutputMixin, ClassifierMixin, BaseEstimator):
-    """A fitted classifier made of one model snapshot (used to score soups with any scorer)."""
-
-    def __init__(self, kind=None, model=None, classes=None, n_features=None):
-        self.kind = kind
-        self.model = model
-        self.classes = classes
-        self.n_features = n_features
-
-    def _prepare(self):
-        self.classes_ = self.classes
-        self.n_features_in_ = self.n_features
-        return self
-
-    def fit(self, X, y):
-        raise NotImplementedError("a snapshot of a fitted model; it is not fitted again")
-
-    def _logits(self, X):
-        return self.kind.logits(self.model, X)
 
 
 class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEstimator):
@@ -778,75 +432,47 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         self._log(f"greedy soup of {len(ingredients)}/{len(models)} models, {self.soup_scoring} {best:.4f}")
         return merged(ingredients), np.sort(np.asarray(ingredients, dtype=np.intp))
 
-    @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y):
-        """Pre-train, fine-tune on balanced subsets, merge and post-train.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training features.
-        y : array-like of shape (n_samples,)
-            Class labels of any hashable type.
-
-        Returns
-        -------
-        self : object
-            The fitted meta-estimator.
-        """
-        X, y_all, _ = validate_classification_data(self, X, y)
-        self._check_params()
-        self._kind = _kind_of(MLPHeadClassifier() if self.estimator is None else self.estimator)
-        rng = check_random_state(self.random_state)
-        y_labels_all = self.classes_[y_all]
-
-        if self.validation_fraction is not None:
-            train_idx, val_idx = tail_safe_validation_split(
-                y_all, self.validation_fraction, random_state=draw_seed(rng)
-            )
-            X_val, y_val = X[val_idx], y_labels_all[val_idx]
-            self.validation_indices_ = val_idx
-            self.validation_scores_ = {
-                key: []
-                for key in ("model", "harmonic_mean_recall", "geometric_mean_recall", "accuracy", "balanced_accuracy")
-            }
-            if self.merge == "greedy_soup":
-                self.validation_scores_["soup_score"] = []
-        else:
-            train_idx = np.arange(len(y_all))
+    def _split_validation(self, X, y_all, y_labels_all, rng):
+        """Hold out ``validation_fraction`` (if set) and start the per-stage score table."""
+        if self.validation_fraction is None:
             self.validation_scores_ = self.validation_indices_ = None
-        X_train, y_train, y_labels = X[train_idx], y_all[train_idx], y_labels_all[train_idx]
-        train_counts = np.bincount(y_train, minlength=len(self.classes_))
-        score = self.validation_scores_ is not None
+            return np.arange(len(y_all)), None, None
+        train_idx, val_idx = tail_safe_validation_split(y_all, self.validation_fraction, random_state=draw_seed(rng))
+        self.validation_indices_ = val_idx
+        keys = ("model", "harmonic_mean_recall", "geometric_mean_recall", "accuracy", "balanced_accuracy")
+        self.validation_scores_ = {key: [] for key in keys}
+        if self.merge == "greedy_soup":
+            self.validation_scores_["soup_score"] = []
+        return train_idx, X[val_idx], y_labels_all[val_idx]
 
-        tic = time.perf_counter()
-        self.pretrained_estimator_ = self._pretrain(X_train, y_labels, y_train, rng)
-        self._kind.check(self.pretrained_estimator_, X_train, len(self.classes_))
-        self._log(f"pre-trained {type(self.pretrained_estimator_).__name__} in {time.perf_counter() - tic:.1f} s")
-        if score:
-            self._scores("pretrained", self.pretrained_estimator_, X_val, y_val)
-        post_params = {
+    def _post_train_params(self, train_counts):
+        """The settings shared by the "FC" stage and the post-training stage."""
+        return {
             "class_counts": train_counts,
             "lr": self.post_train_lr,
             "batch_size": self.post_train_batch_size,
             "weight_decay": self.weight_decay,
             "verbose": max(0, self.verbose - 1),
         }
-        start = self.pretrained_estimator_
-        self.fc_estimator_ = self.fc_history_ = None
-        if self.fc_epochs:
-            tic = time.perf_counter()
-            # the paper's "FC" stage: a classifier that does not handle the imbalance, for BTM to balance
-            self.fc_estimator_, self.fc_history_ = self._kind.post_train(
-                start, X_train, y_train, loss_tau=0.0, sampling="instance", epochs=self.fc_epochs,
-                seed=draw_seed(rng), **post_params,
-            )
-            start = self.fc_estimator_
-            self._log(f"FC stage: re-trained the final linear layer with cross-entropy in "
-                      f"{time.perf_counter() - tic:.1f} s")
-            if score:
-                self._scores("fc", start, X_val, y_val)
 
+    def _fc_stage(self, X_train, y_train, train_counts, validation, rng):
+        """The paper's "FC" stage: a classifier that does not handle the imbalance, for BTM to balance."""
+        self.fc_estimator_ = self.fc_history_ = None
+        if not self.fc_epochs:
+            return self.pretrained_estimator_
+        tic = time.perf_counter()
+        self.fc_estimator_, self.fc_history_ = self._kind.post_train(
+            self.pretrained_estimator_, X_train, y_train, loss_tau=0.0, sampling="instance", epochs=self.fc_epochs,
+            seed=draw_seed(rng), **self._post_train_params(train_counts),
+        )
+        self._log(f"FC stage: re-trained the final linear layer with cross-entropy in "
+                  f"{time.perf_counter() - tic:.1f} s")
+        if validation is not None:
+            self._scores("fc", self.fc_estimator_, *validation)
+        return self.fc_estimator_
+
+    def _finetune_subsets(self, start, X_train, y_train, y_labels, train_idx, validation, rng):
+        """Draw the balanced subsets and fine-tune a copy of ``start`` on each."""
         subsets = draw_balanced_subsets(y_train, self.n_subsets, self.n_per_class, random_state=rng)
         self.subset_indices_ = [train_idx[s] for s in subsets]
         self.finetuned_estimators_, self.finetune_histories_ = [], []
@@ -869,36 +495,80 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
             self.finetune_histories_.append(history)
             self._log(f"fine-tuned on subset {i + 1}/{len(subsets)} ({len(subset)} samples) "
                       f"in {time.perf_counter() - tic:.1f} s")
-            if score:
-                self._scores(f"finetuned_{i}", model, X_val, y_val)
+            if validation is not None:
+                self._scores(f"finetuned_{i}", model, *validation)
 
+    def _merge_stage(self, start, X_train, validation):
+        """Merge the fine-tuned models (``start`` itself when there are none)."""
         if self.finetuned_estimators_:
+            X_val, y_val = validation if validation is not None else (None, None)
             self.merged_estimator_, self.soup_ingredients_ = self._merge(
-                self.finetuned_estimators_, X_train, X_val if score else None, y_val if score else None
+                self.finetuned_estimators_, X_train, X_val, y_val
             )
         else:
             self.merged_estimator_, self.soup_ingredients_ = start, np.array([], dtype=np.intp)
-        if score:
-            self._scores("merged", self.merged_estimator_, X_val, y_val)
+        if validation is not None:
+            self._scores("merged", self.merged_estimator_, *validation)
 
+    def _post_train_stage(self, X_train, y_train, train_counts, validation, rng):
+        """Re-train the merged model's final linear layer with the balancing loss and sampling."""
         self.post_train_history_ = None
-        if self.post_train:
-            tic = time.perf_counter()
-            self.estimator_, self.post_train_history_ = self._kind.post_train(
-                self.merged_estimator_,
-                X_train,
-                y_train,
-                loss_tau=self._post_tau,
-                sampling=self.post_train_sampling,
-                epochs=self.post_train_epochs,
-                seed=draw_seed(rng),
-                **post_params,
-            )
-            self._log(f"post-trained the final linear layer in {time.perf_counter() - tic:.1f} s")
-            if score:
-                self._scores("final", self.estimator_, X_val, y_val)
-        else:
+        if not self.post_train:
             self.estimator_ = self.merged_estimator_
+            return
+        tic = time.perf_counter()
+        self.estimator_, self.post_train_history_ = self._kind.post_train(
+            self.merged_estimator_,
+            X_train,
+            y_train,
+            loss_tau=self._post_tau,
+            sampling=self.post_train_sampling,
+            epochs=self.post_train_epochs,
+            seed=draw_seed(rng),
+            **self._post_train_params(train_counts),
+        )
+        self._log(f"post-trained the final linear layer in {time.perf_counter() - tic:.1f} s")
+        if validation is not None:
+            self._scores("final", self.estimator_, *validation)
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y):
+        """Pre-train, fine-tune on balanced subsets, merge and post-train.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training features.
+        y : array-like of shape (n_samples,)
+            Class labels of any hashable type.
+
+        Returns
+        -------
+        self : object
+            The fitted meta-estimator.
+        """
+        X, y_all, _ = validate_classification_data(self, X, y)
+        self._check_params()
+        self._kind = _kind_of(MLPHeadClassifier() if self.estimator is None else self.estimator)
+        rng = check_random_state(self.random_state)
+        y_labels_all = self.classes_[y_all]
+
+        train_idx, X_val, y_val = self._split_validation(X, y_all, y_labels_all, rng)
+        validation = (X_val, y_val) if X_val is not None else None
+        X_train, y_train, y_labels = X[train_idx], y_all[train_idx], y_labels_all[train_idx]
+        train_counts = np.bincount(y_train, minlength=len(self.classes_))
+
+        tic = time.perf_counter()
+        self.pretrained_estimator_ = self._pretrain(X_train, y_labels, y_train, rng)
+        self._kind.check(self.pretrained_estimator_, X_train, len(self.classes_))
+        self._log(f"pre-trained {type(self.pretrained_estimator_).__name__} in {time.perf_counter() - tic:.1f} s")
+        if validation is not None:
+            self._scores("pretrained", self.pretrained_estimator_, *validation)
+
+        start = self._fc_stage(X_train, y_train, train_counts, validation, rng)
+        self._finetune_subsets(start, X_train, y_train, y_labels, train_idx, validation, rng)
+        self._merge_stage(start, X_train, validation)
+        self._post_train_stage(X_train, y_train, train_counts, validation, rng)
         warn_if_degenerate(self, X, y_all, stacklevel=4)
         return self
 

@@ -579,6 +579,102 @@ class AlphaNetClassifier(BaseTorchClassifier):
             )
         return np.asarray(X_val, dtype=np.float32), np.searchsorted(self.classes_, y_val).astype(np.int64)
 
+    def _split_classes(self):
+        """Few and base classes (indices into ``classes_``), and the number of neighbors each few class gets."""
+        groups = shot_groups(
+            self.class_counts_,
+            few_threshold=self.few_threshold,
+            many_threshold=max(MANY_SHOT_THRESHOLD, self.few_threshold - 1),
+        )
+        is_few = groups == "few"
+        few, base = np.flatnonzero(is_few), np.flatnonzero(~is_few)
+        self.n_neighbors_ = min(self.n_neighbors, len(base))
+        if len(few) and len(base) and self.n_neighbors > len(base):
+            # small data (e.g. a CV fold) should still fit: borrow from every base class there is
+            warnings.warn(
+                f"n_neighbors={self.n_neighbors} but there are only {len(base)} base classes (classes with at "
+                f"least few_threshold={self.few_threshold} training samples; {len(few)} classes are few): each few "
+                f"class uses all {len(base)} of them. Lower n_neighbors or few_threshold to silence this.",
+                UserWarning,
+                stacklevel=5,
+            )
+        return is_few, few, base
+
+    def _hold_out(self, X, y_enc, validation, split_seed):
+        """The training rows, and the validation data: ``(X_val, y_val)`` if given, else a held-out part."""
+        train = np.arange(len(y_enc))
+        if validation is None and self.validation_fraction > 0:
+            train, valid = tail_safe_validation_split(y_enc, self.validation_fraction, random_state=split_seed)
+            if len(valid):
+                validation = (X[valid], y_enc[valid])
+        return train, validation
+
+    def _keep_base_classifier(self, few):
+        """No few class or no base class: nothing to correct, the model is the base classifier (and say why)."""
+        if len(few) == 0:
+            reason = (
+                f"no class has fewer than few_threshold={self.few_threshold} training samples, so AlphaNet has "
+                "nothing to correct"
+            )
+            fix = "raise few_threshold to correct the rarest classes"
+        else:
+            reason = (
+                f"every class has fewer than few_threshold={self.few_threshold} training samples, so there is "
+                "no base class to borrow weights from"
+            )
+            fix = "lower few_threshold so that the largest classes are base classes"
+        warnings.warn(
+            f"{reason} and the model equals the base classifier; {fix}.",
+            UserWarning,
+            stacklevel=5,
+        )
+        k = self.n_neighbors_
+        self.neighbors_ = np.empty((0, k), dtype=self.classes_.dtype)
+        self.neighbor_distances_ = np.empty((0, k))
+        self.alphas_ = np.empty((0, k))
+
+    def _train_net(self, W, b, few, neighbor_idx, is_few, X_fit, y_fit, w_fit, validation, torch_seed):
+        """Train the AlphaNet module on the base scores; keep the best validation epoch when there is validation."""
+        with seeded(int(torch_seed), self.device_) as generator:
+            module = AlphaNetModule(
+                W,
+                b,
+                few,
+                neighbor_idx,
+                hidden_layer_sizes=tuple(self.hidden_layer_sizes),
+                use_own_weights=self.use_own_weights,
+                learn_few_bias=self.learn_few_bias,
+                logit_scale=self.logit_scale_,
+            )
+            sampler = FewPlusBaseSampler(y_fit, is_few[y_fit], self.rho, self.batch_size, generator=generator)
+            callbacks = []
+            if validation is not None:
+                callbacks = [
+                    ("valid_score", EpochScoring(_SCORINGS[self.scoring], lower_is_better=False, name="valid_score")),
+                    ("keep_best", KeepBestEpoch("valid_score", min_epochs=self.min_epochs)),
+                ]
+            return train_module(
+                module,
+                LogitAdjustedLoss(tau=0.0),
+                X_fit,
+                y_fit,
+                sample_weight=w_fit,
+                sampler=sampler,
+                max_epochs=self.max_epochs,
+                optimizer="adamw",
+                lr=self.lr,
+                optimizer_kwargs={"weight_decay": self.weight_decay},
+                lr_schedule=(torch.optim.lr_scheduler.StepLR, {"step_size": 10, "gamma": 0.1}),
+                callbacks=callbacks,
+                valid_data=validation,
+                device=self.device_,
+                verbose=self.verbose,
+            )
+
+    # Not the template BaseTorchClassifier.fit: that one has no X_val/y_val, seeds torch from a single
+    # draw of random_state (AlphaNet draws five seeds from it, so a RandomState instance would give a
+    # different model), always trains a net (AlphaNet keeps the base classifier, net_ = None, when no class
+    # is few or none is base) and skips warn_if_degenerate after 0 epochs.
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None):
         """Fit the base classifier (unless frozen), then learn the few-class corrections.
@@ -607,29 +703,8 @@ class AlphaNetClassifier(BaseTorchClassifier):
         rng = check_random_state(self.random_state)
         split_seed, base_seed, neighbor_seed, scale_seed, torch_seed = rng.randint(np.iinfo(np.int32).max, size=5)
 
-        groups = shot_groups(
-            self.class_counts_,
-            few_threshold=self.few_threshold,
-            many_threshold=max(MANY_SHOT_THRESHOLD, self.few_threshold - 1),
-        )
-        is_few = groups == "few"
-        few, base = np.flatnonzero(is_few), np.flatnonzero(~is_few)
-        self.n_neighbors_ = min(self.n_neighbors, len(base))
-        if len(few) and len(base) and self.n_neighbors > len(base):
-            # small data (e.g. a CV fold) should still fit: borrow from every base class there is
-            warnings.warn(
-                f"n_neighbors={self.n_neighbors} but there are only {len(base)} base classes (classes with at "
-                f"least few_threshold={self.few_threshold} training samples; {len(few)} classes are few): each few "
-                f"class uses all {len(base)} of them. Lower n_neighbors or few_threshold to silence this.",
-                UserWarning,
-                stacklevel=4,
-            )
-
-        train = np.arange(len(y_enc))
-        if validation is None and self.validation_fraction > 0:
-            train, valid = tail_safe_validation_split(y_enc, self.validation_fraction, random_state=split_seed)
-            if len(valid):
-                validation = (X[valid], y_enc[valid])
+        is_few, few, base = self._split_classes()
+        train, validation = self._hold_out(X, y_enc, validation, split_seed)
         X_fit, y_fit, w_fit = X[train], y_enc[train], sample_weight[train]
 
         default = LinearClassifier(sampling="class_balanced", device=self.device, random_state=int(base_seed))
@@ -640,27 +715,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
         self.few_classes_ = self.classes_[few]
         self.net_ = self.history_ = self.best_epoch_ = self.logit_scale_ = None
         if len(few) == 0 or len(base) == 0:
-            if len(few) == 0:
-                reason = (
-                    f"no class has fewer than few_threshold={self.few_threshold} training samples, so AlphaNet has "
-                    "nothing to correct"
-                )
-                fix = "raise few_threshold to correct the rarest classes"
-            else:
-                reason = (
-                    f"every class has fewer than few_threshold={self.few_threshold} training samples, so there is "
-                    "no base class to borrow weights from"
-                )
-                fix = "lower few_threshold so that the largest classes are base classes"
-            warnings.warn(
-                f"{reason} and the model equals the base classifier; {fix}.",
-                UserWarning,
-                stacklevel=4,
-            )
-            k = self.n_neighbors_
-            self.neighbors_ = np.empty((0, k), dtype=self.classes_.dtype)
-            self.neighbor_distances_ = np.empty((0, k))
-            self.alphas_ = np.empty((0, k))
+            self._keep_base_classifier(few)
             return self
 
         neighbor_idx, self.neighbor_distances_ = self._find_neighbors(X_fit, y_fit, few, base, neighbor_seed)
@@ -670,41 +725,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
             W, b, X_fit, y_fit, validation, np.random.RandomState(scale_seed)
         )
         self.neighbors_ = self.classes_[neighbor_idx]
-        with seeded(int(torch_seed), self.device_) as generator:
-            module = AlphaNetModule(
-                W,
-                b,
-                few,
-                neighbor_idx,
-                hidden_layer_sizes=tuple(self.hidden_layer_sizes),
-                use_own_weights=self.use_own_weights,
-                learn_few_bias=self.learn_few_bias,
-                logit_scale=self.logit_scale_,
-            )
-            sampler = FewPlusBaseSampler(y_fit, is_few[y_fit], self.rho, self.batch_size, generator=generator)
-            callbacks = []
-            if validation is not None:
-                callbacks = [
-                    ("valid_score", EpochScoring(_SCORINGS[self.scoring], lower_is_better=False, name="valid_score")),
-                    ("keep_best", KeepBestEpoch("valid_score", min_epochs=self.min_epochs)),
-                ]
-            self.net_ = train_module(
-                module,
-                LogitAdjustedLoss(tau=0.0),
-                X_fit,
-                y_fit,
-                sample_weight=w_fit,
-                sampler=sampler,
-                max_epochs=self.max_epochs,
-                optimizer="adamw",
-                lr=self.lr,
-                optimizer_kwargs={"weight_decay": self.weight_decay},
-                lr_schedule=(torch.optim.lr_scheduler.StepLR, {"step_size": 10, "gamma": 0.1}),
-                callbacks=callbacks,
-                valid_data=validation,
-                device=self.device_,
-                verbose=self.verbose,
-            )
+        self.net_ = self._train_net(W, b, few, neighbor_idx, is_few, X_fit, y_fit, w_fit, validation, torch_seed)
         self.history_ = self.net_.history
         if validation is not None:
             self.best_epoch_ = dict(self.net_.callbacks_)["keep_best"].best_epoch_

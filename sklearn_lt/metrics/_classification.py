@@ -88,7 +88,7 @@ def harmonic_mean_recall(y_true, y_pred, *, labels=None, sample_weight=None, zer
 
     Dominated by the worst classes, so it is the score to watch when rare
     classes matter: one class at recall 0.1 pulls it far below the average.
-    As in the BTM paper (Kim et al.), a zero recall is replaced by
+    As in the BTM paper (Yu, Du and Wu), a zero recall is replaced by
     ``zero_recall`` so the mean stays defined and still ranks models.
 
     Parameters

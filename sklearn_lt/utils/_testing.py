@@ -5,7 +5,6 @@ keep the scikit-learn checks fast without changing what is tested) and
 ``_expected_failed_checks`` (check name -> reason a maintainer would accept).
 """
 
-from sklearn.base import clone
 
 from .discovery import all_estimators
 
@@ -46,6 +45,3 @@ def fitted_nets(obj, _seen=None):
         return []
     return [net for child in children for net in fitted_nets(child, seen)]
 
-
-def fitted_copy(estimator, X, y):
-    return clone(estimator).fit(X, y)

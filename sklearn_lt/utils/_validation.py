@@ -70,15 +70,3 @@ def check_nonnegative_float(name, value, *, positive=False):
         bound = "> 0" if positive else ">= 0"
         raise ValueError(f"{name} must be {bound}, got {value!r}.")
     return float(value)
-
-
-def check_min_class_count(classes, class_counts, minimum, *, method, fix):
-    """Name every class with fewer than ``minimum`` training samples, and the way out."""
-    too_small = [(c, int(n)) for c, n in zip(classes, class_counts) if n < minimum]
-    if too_small:
-        shown = ", ".join(f"{label_repr(c)} ({n})" for c, n in too_small[:10])
-        more = f" and {len(too_small) - 10} more" if len(too_small) > 10 else ""
-        raise ValueError(
-            f"{method} needs at least {minimum} training samples per class, but these classes have "
-            f"fewer: {shown}{more}. {fix}"
-        )

@@ -34,7 +34,7 @@ def all_estimators():
         parts = module_info.name.split(".")
         if any(part == "tests" or part.startswith("_") for part in parts[1:]):
             continue
-        if parts[1] == "benchmarks":
+        if parts[1] == "bench":
             continue
         module = import_module(module_info.name)
         for name, obj in inspect.getmembers(module, inspect.isclass):

@@ -37,7 +37,7 @@ class Method:
         ``make(random_state, device)`` returns an unfitted estimator.
     group : str, default="method"
         ``"baseline"`` or ``"method"`` (``"user"`` for estimators passed to
-        :func:`~sklearn_lt.benchmarks.compare`).
+        :func:`~sklearn_lt.bench.compare`).
     baseline : str, default=None
         Name of the row the method's paper compares it with.
     paper : str, default=""

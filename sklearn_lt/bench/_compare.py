@@ -34,7 +34,7 @@ class Comparison:
         Why the default score was replaced, if it was.
     recommendation : str
     rows : list of dict
-        The raw rows (with predictions), e.g. for :func:`~sklearn_lt.benchmarks.plot_all`.
+        The raw rows (with predictions), e.g. for :func:`~sklearn_lt.bench.plot_all`.
     """
 
     def __init__(self, rows, summary, *, score, score_notice, recommendation, seeds, dataset, n_folds, thresholds):
@@ -131,8 +131,8 @@ def compare(
     Parameters
     ----------
     estimators_or_method_names : list or dict
-        Names from :data:`~sklearn_lt.benchmarks.METHODS` (see
-        ``python -m sklearn_lt.benchmarks --list``), unfitted scikit-learn
+        Names from :data:`~sklearn_lt.bench.METHODS` (see
+        ``python -m sklearn_lt.bench --list``), unfitted scikit-learn
         estimators (each ``random_state`` parameter is set to the seed), or a
         dict ``name -> Method or estimator``. ``None`` means every registered method.
     X_train : array-like of shape (n_samples, n_features)
@@ -147,7 +147,7 @@ def compare(
         float that fraction, an int ``k`` gives ``k`` stratified folds per seed
         (a class with fewer samples than folds is tested in as many folds as it
         has samples; a class of one sample is never tested). See
-        :func:`~sklearn_lt.benchmarks.long_tail_splits`.
+        :func:`~sklearn_lt.bench.long_tail_splits`.
     seeds : sequence of int, default=(0, 1, 2)
         Split and model seeds.
     scoring : str, default=None
@@ -182,7 +182,7 @@ def compare(
 
     Examples
     --------
-    >>> from sklearn_lt.benchmarks import compare
+    >>> from sklearn_lt.bench import compare
     >>> from sklearn_lt.datasets import make_long_tailed_classification
     >>> X, _, y, _ = make_long_tailed_classification(n_classes=6, n_max=100, random_state=0)
     >>> result = compare(["LogisticRegression(balanced)", "NearestCentroid"], X, y, seeds=(0, 1))

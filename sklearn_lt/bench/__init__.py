@@ -1,4 +1,4 @@
-"""The main benchmark: ``python -m sklearn_lt.benchmarks`` (see ``--help``) and :func:`compare` for your own data."""
+"""The main benchmark: ``python -m sklearn_lt.bench`` (see ``--help``) and :func:`compare` for your own data."""
 
 from ._compare import Comparison, compare
 from ._data import DataError, check_data, load_data, long_tail_splits

@@ -1,4 +1,4 @@
-"""``python -m sklearn_lt.benchmarks``: every method and baseline on a bundled data set or on your own features."""
+"""``python -m sklearn_lt.bench``: every method and baseline on a bundled data set or on your own features."""
 
 import argparse
 import json
@@ -35,7 +35,7 @@ def _cv(text):
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m sklearn_lt.benchmarks",
+        prog="python -m sklearn_lt.bench",
         description="Fit every sklearn_lt method and the baselines a user would pick instead on a bundled real "
         "long-tailed data set or on your own features (--data), with the same splits and seeds for all; print "
         "overall/many/medium/few accuracy, means of recall, fit and predict time, each method's paired difference "
