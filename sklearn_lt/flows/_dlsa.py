@@ -18,7 +18,7 @@ from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import train_module
 from ..utils._split import tail_safe_validation_split
 from ..utils._validation import check_nonnegative_float, check_option, check_positive_int
-from ._modules import BatchNormBijection, ClusterAidedClassifier, GaussianMixtureFlow
+from ._modules import ClusterAidedClassifier, GaussianMixtureFlow
 
 #: head/tail border of the paper's separation diagnostic (Fig. 2 and 7): a tail class has at most 50 samples
 TAIL_THRESHOLD = 50
@@ -28,9 +28,6 @@ MAX_AUTO_CLUSTERS = 500
 SAMPLES_PER_CLUSTER = 50
 #: mean distance between two mixture centres aimed at by ``center_std="auto"`` (Supp. Sec. 3)
 CENTER_DISTANCE = 3.0
-#: pairs per batch of the statistics pass: large batches make the statistics a deeper layer sees in that
-#: pass (inputs normalised by the batch statistics of the layers below) those it sees in evaluation mode
-RESTAT_BATCH_PAIRS = 1024
 #: the authors' flow-epoch criterion (``train_dlsa.py``): count clusters purer than this ...
 SELECTION_MIN_PURITY = 0.7
 #: ... holding more than this many training samples ...
@@ -199,45 +196,57 @@ class _RecordLossTerms(Callback):
             net.history.record(key, float(value) / max(self._n, 1))
 
 
-def reestimate_flow_statistics(module, X, sampler, device="cpu"):
-    """Re-estimate the batch-norm running statistics of a flow at its current weights.
+def reestimate_flow_statistics(module, X, y, batch_size=4096):
+    """Set the batch-norm statistics of a flow to those of its current weights on the training stream.
 
     During training a batch-norm bijection normalises each batch by its own
     statistics and folds them into running averages (momentum 0.1), which
     therefore describe the weights of the last ten or so steps, not the final
     ones: at SGD lr 0.2 the evaluation-mode likelihoods drift far from those the
-    flow was trained for (on icd10cm 3.10 against 1.22 nats per dimension). One
-    pass over the training stream in training mode, without gradients, with
-    each layer's running statistics replaced by the cumulative average over the
-    pass, gives the statistics of the current weights.
+    flow was trained for (on icd10cm 3.10 against 1.22 nats per dimension).
+    The flow trains on class-uniform pairs, so the statistics a layer should
+    hold are the class-uniform mean and variance of its inputs (each sample
+    weighing ``1 / (C n_y)``): the limit of a pass over the pair stream,
+    without its sampling noise, which a flow with large log-scales amplifies
+    into large likelihood errors on small data. They are computed layer by
+    layer in evaluation mode, each layer's input normalised by the new
+    statistics of the layers below, exactly as routing will see them.
 
     Parameters
     ----------
     module : GaussianMixtureFlow
     X : ndarray of shape (n_samples, n_features)
-        The samples the sampler indexes.
-    sampler : iterable of index tensors
-        The training stream (a :class:`ClassPairSampler`): the statistics must
-        describe what the layers saw in training, class-uniform pairs.
-    device : str, default="cpu"
+        The flow's training samples.
+    y : ndarray of shape (n_samples,)
+        Their encoded labels.
+    batch_size : int, default=4096
+        Rows per forward chunk.
     """
-    norms = [m for m in module.modules() if isinstance(m, BatchNormBijection)]
-    if not norms:
+    norms = list(module.norms)
+    if not norms or len(y) == 0:
         return
-    was_training, momenta = module.training, [m.momentum for m in norms]
-    module.train()
-    X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
-    n_batches = 0
+    was_training = module.training
+    module.eval()
+    _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    weights = 1.0 / (counts[inverse] * len(counts))
+    device = module.centers.device
     with torch.no_grad():
-        for idx in sampler:
-            if len(idx) < 2:
-                continue  # a batch of one leaves the statistics alone anyway
-            for m in norms:  # lerp with weight 1/(t+1): the running value is the mean of the batch values
-                m.momentum = 1.0 / (n_batches + 1)
-            module.transform(X[idx].to(device))
-            n_batches += 1
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
+        for depth, norm in enumerate(norms):
+            total = torch.zeros(norm.running_mean.shape, dtype=torch.float64, device=device)
+            total_sq = torch.zeros_like(total)
+            for start in range(0, len(y), batch_size):
+                xb = torch.as_tensor(np.asarray(X[start : start + batch_size]), dtype=torch.float32, device=device)
+                wb = torch.as_tensor(weights[start : start + batch_size], device=device)[:, None]
+                z = (xb - module.input_mean) / module.input_scale
+                for block in range(depth + 1):
+                    z, _ = module.mafs[block]().call_and_ladj(z)
+                    if block < depth:
+                        z, _ = module.norms[block](z)
+                z = z.double()
+                total += (wb * z).sum(0)
+                total_sq += (wb * z * z).sum(0)
+            norm.running_mean.copy_(total)
+            norm.running_var.copy_((total_sq - total * total).clamp_min(0.0))
     module.train(was_training)
 
 
@@ -267,6 +276,9 @@ def count_pure_clusters(clusters, y, n_clusters, *, min_purity=SELECTION_MIN_PUR
 class _SelectFlowEpoch(Callback):
     """After every flow epoch: re-estimate the batch-norm statistics, score the epoch, keep the best state.
 
+    (The statistics are re-estimated after every epoch, not only for the kept
+    one, because both criteria score the epoch in evaluation mode.)
+
     ``criterion="clusters"`` is the authors' rule: the most clusters with
     purity > 0.7 and more than 10 samples on the flow's training samples,
     among epochs whose largest cluster is below
@@ -280,10 +292,9 @@ class _SelectFlowEpoch(Callback):
     restoring it restores consistent statistics.
     """
 
-    def __init__(self, criterion, X_train, y_train, restat_sampler, valid=None):
+    def __init__(self, criterion, X_train, y_train, valid=None):
         self.criterion = criterion
         self.X_train, self.y_train = X_train, y_train
-        self.restat_sampler = restat_sampler
         self.valid = valid
 
     def on_train_begin(self, net, **kwargs):
@@ -291,7 +302,7 @@ class _SelectFlowEpoch(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         module = net.module_
-        reestimate_flow_statistics(module, self.X_train, self.restat_sampler, net.device)
+        reestimate_flow_statistics(module, self.X_train, self.y_train)
         score = None
         if self.valid is not None:
             llh = _flow_outputs(net, self.valid[0])[0]
@@ -319,9 +330,9 @@ class _SelectFlowEpoch(Callback):
         if self._best_state is not None:
             net.module_.load_state_dict(self._best_state)
         else:  # no epoch passed the largest-cluster guard (the authors keep the last weights): fresh statistics
-            reestimate_flow_statistics(net.module_, self.X_train, self.restat_sampler, net.device)
+            reestimate_flow_statistics(net.module_, self.X_train, self.y_train)
         # training-only state: the fitted net must not carry the training data
-        self._best_state = self.X_train = self.y_train = self.restat_sampler = self.valid = None
+        self._best_state = self.X_train = self.y_train = self.valid = None
 
 
 def _keep_best_on_validation():
@@ -687,17 +698,10 @@ class DLSAClassifier(BaseTorchClassifier):
                 lambda_pure=self.lambda_pure,
                 eta=self.eta,
             )
-            # the statistics pass draws its own pairs, so that the criterion does not change the training stream
-            restat_seed = int(torch.randint(np.iinfo(np.int32).max, (1,), generator=generator))
             selection = _SelectFlowEpoch(
                 self.flow_selection,
                 Xt[active_t],
                 yt[active_t],
-                ClassPairSampler(
-                    yt[active_t],
-                    max(self.flow_batch_size, RESTAT_BATCH_PAIRS),
-                    generator=torch.Generator().manual_seed(restat_seed),
-                ),
                 valid=(Xv[active_v], yv[active_v], wv[active_v]) if len(active_v) else None,
             )
             flow_net = train_module(
