@@ -557,7 +557,8 @@ class DLSAClassifier(BaseTorchClassifier):
     True
     """
 
-    _test_params = {"flow_max_epochs": 2, "max_epochs": 20}
+    # 50 classifier epochs: a stage of scikit-learn's 200-sample check data is one batch, one step per epoch
+    _test_params = {"flow_max_epochs": 2, "max_epochs": 50}
 
     def __init__(
         self,
