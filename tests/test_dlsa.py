@@ -205,6 +205,9 @@ def test_filter_routes_tail_more_than_head_when_they_are_separable(separable):
     sep = clf.head_tail_separation(X_test, y_test)
     assert sep["tail_rate"][0] > 0.75 and sep["head_rate"][0] < 0.35
     assert sep["balanced_accuracy"][0] > 0.7
+    # the paper's Fig. 7 figure is the tail precision; random routing scores the base rate (3 of 6 classes)
+    assert sep["tail_base_rate"][0] == pytest.approx(0.5)
+    assert sep["tail_precision"][0] > sep["tail_base_rate"][0] + 0.15
 
 
 def _class_uniform_statistics(flow, X, y):

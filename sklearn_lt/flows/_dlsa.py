@@ -445,9 +445,11 @@ class DLSAClassifier(BaseTorchClassifier):
         less than 21.6 times the mean cluster size (the authors' 5,000 of
         ImageNet-LT's 115,846 samples in 500 clusters). ``"likelihood"``: the
         epoch of lowest class-weighted validation likelihood loss (the last
-        epoch when ``validation_fraction=0``). Either way the batch-norm
-        statistics are re-estimated on the training pair stream after every
-        epoch, before the epoch is scored.
+        epoch when ``validation_fraction=0``). Either way, after every epoch
+        and before it is scored, the batch-norm statistics are set to those of
+        its weights on the flow's training samples (class-uniform, as the pair
+        stream; see ``flows._dlsa.reestimate_flow_statistics``), and the kept state
+        holds them.
     flow_max_epochs : int, default=50
         Flow training epochs (an epoch is ``n_samples`` pairs).
     flow_batch_size : int, default=256
