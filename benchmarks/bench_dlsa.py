@@ -4,7 +4,8 @@ Effect: on bundled real long-tailed data, over seeds, DLSA on top of the
 balanced-softmax linear classifier against that classifier alone (overall and
 many/medium/few accuracy), the paper's ablation (each flow loss term removed),
 the authors' routed-subset prior, and the diagnosis: share of test samples each
-stage gets, head/tail separation accuracy of the filter (train and test),
+stage gets, head/tail separation of the filter (tail precision beside its base rate, and
+balanced accuracy; train and test),
 cluster purity, and each stage's accuracy against the baseline on the same
 test samples.
 
@@ -116,6 +117,7 @@ def diagnose(row, pipe, model, data, pred, base_pred):
     sep = model.head_tail_separation(X_test, data.y_test)
     row["sep_test"] = float(sep["balanced_accuracy"][0])
     row["tail_precision_test"] = float(sep["tail_precision"][0])
+    row["tail_base_rate_test"] = float(sep["tail_base_rate"][0])
     sizes = model.cluster_sizes_[0]
     purity = np.nan_to_num(model.cluster_purity_[0])
     row["purity"] = float((sizes * purity).sum() / sizes.sum())
@@ -156,12 +158,13 @@ def effect_tables(rows, datasets, variants, seeds):
         out.append(
             "\nDiagnosis (filter 1). *share*: samples the filter routes to its cluster-aided classifier "
             "(train: 30 % by construction); *separation*: balanced accuracy of routing as a tail detector "
-            "(tail: <= 50 training samples; 0.5 = random); *tail prec.*: tail share among routed test samples; "
+            "(tail: <= 50 training samples; 0.5 = random); *tail prec.*: tail share among routed test samples "
+            "(the paper's Fig. 7 quantity) and, in brackets, among all test samples (what random routing gives); "
             "*purity*: size-weighted share of a cluster's largest class (train); *filter / final acc*: accuracy "
             "of that stage on the test samples routed to it, and of the baseline on the same samples.\n"
         )
         out.append(
-            "| method | test share | sep. train | sep. test | tail prec. test | purity | filter acc (baseline) "
+            "| method | test share | sep. train | sep. test | tail prec. test (base rate) | purity | filter acc (baseline) "
             "| final acc (baseline) |"
         )
         out.append("|---|---|---|---|---|---|---|---|")
@@ -172,9 +175,112 @@ def effect_tables(rows, datasets, variants, seeds):
             col = lambda k: [x.get(k, np.nan) for x in r]  # noqa: E731
             out.append(
                 f"| {name} | {fmt(col('test_share'))} | {fmt(col('sep_train'))} | {fmt(col('sep_test'))} "
-                f"| {fmt(col('tail_precision_test'))} | {fmt(col('purity'))} "
+                f"| {fmt(col('tail_precision_test'))} ({fmt(col('tail_base_rate_test'))}) | {fmt(col('purity'))} "
                 f"| {fmt(col('acc_filter'))} ({fmt(col('base_acc_filter'))}) "
                 f"| {fmt(col('acc_final'))} ({fmt(col('base_acc_final'))}) |"
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- paired runs (issue 12)
+
+#: variants of the paired runs: DLSA parameters, or None for the code on PYTHONPATH at its defaults
+PAIRED_VARIANTS = {
+    "DLSA (defaults)": dict(),
+    "DLSA, flow_selection='likelihood'": dict(flow_selection="likelihood"),
+    "DLSA, lambda_mle=1": dict(lambda_mle=1.0),
+    "DLSA, fixed statistics only (old defaults)": dict(
+        flow_selection="likelihood", lambda_mle=1.0, flow_class_counts="global"
+    ),
+    "DLSA before the fixes (main)": None,
+}
+
+
+def run_paired(datasets, seeds, variants, jsonl):
+    """DLSA against Balanced softmax on the same split and seed; one JSON line per (data set, seed, variant).
+
+    "DLSA before the fixes (main)" is ``DLSAClassifier()`` of whatever
+    ``sklearn_lt`` is importable: run it with ``PYTHONPATH`` pointing at the
+    old checkout.
+    """
+    import json
+
+    for dataset in datasets:
+        for seed in seeds:
+            data = load_long_tailed(dataset, random_state=seed)
+            scaler = StandardScaler().fit(data.X_train)
+            X, X_test = scaler.transform(data.X_train), scaler.transform(data.X_test)
+            y, y_test = data.y_train, data.y_test
+            base = LinearClassifier(loss="balanced_softmax", random_state=seed, device="cpu").fit(X, y)
+            base_report = long_tail_report(y_test, base.predict(X_test), y_train=y, output_dict=True)
+            for name in variants:
+                params = PAIRED_VARIANTS[name] or {}
+                t0 = time.perf_counter()
+                model = DLSAClassifier(random_state=seed, device="cpu", **params).fit(X, y)
+                seconds = time.perf_counter() - t0
+                report = long_tail_report(y_test, model.predict(X_test), y_train=y, output_dict=True)
+                row = dict(dataset=dataset, seed=seed, variant=name, seconds=seconds)
+                for key in ("accuracy", "few"):
+                    row[key], row["base_" + key] = report[key], base_report[key]
+                if model.n_filters_:
+                    stages = model.route(X_test)
+                    row["test_share"] = float(np.mean(stages == 0))
+                    for split, (Xs, ys) in (("train", (X, y)), ("test", (X_test, y_test))):
+                        sep = model.head_tail_separation(Xs, ys)
+                        row[f"tail_precision_{split}"] = float(sep["tail_precision"][0])
+                        row[f"tail_base_rate_{split}"] = float(
+                            sep.get("tail_base_rate", [np.mean(model.class_counts_[np.searchsorted(model.classes_, ys)] <= 50)])[0]
+                        )
+                        row[f"balanced_accuracy_{split}"] = float(sep["balanced_accuracy"][0])
+                    row["flow_epoch"] = getattr(model, "flow_epochs_", [None])[0]
+                    history = model.flow_nets_[0].history
+                    if row["flow_epoch"] is None and "valid_loss" in history[0]:
+                        row["flow_epoch"] = int(np.argmin(history[:, "valid_loss"])) + 1
+                    sizes, purity = model.cluster_sizes_[0], np.nan_to_num(model.cluster_purity_[0])
+                    row["pure_clusters"] = int(np.sum((purity > 0.7) & (sizes > 10)))
+                with open(jsonl, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                log(f"{dataset} seed {seed} {name:<44} acc {row['accuracy']:.4f} (base {row['base_accuracy']:.4f}) "
+                    f"prec {row.get('tail_precision_test', float('nan')):.3f}/{row.get('tail_base_rate_test', float('nan')):.3f} "
+                    f"epoch {row.get('flow_epoch')} ({seconds:.0f} s)")
+
+
+def paired_tables(jsonl, datasets, variants):
+    """Mean ± std over seeds of the paired differences DLSA - Balanced softmax, seeds improved, separation."""
+    import json
+
+    rows = [json.loads(line) for line in Path(jsonl).read_text().splitlines() if line.strip()]
+    out = [
+        "\n## Paired runs: DLSA against Balanced softmax, before and after the issue-12 fixes\n",
+        "Same split and seed for both models; Δ = DLSA − Balanced softmax in points, mean ± std over the "
+        "seeds of the paired differences; *improved*: seeds where Δ > 0. *tail prec.*: share of tail samples "
+        "(<= 50 training samples) among the samples the filter routes, the quantity of the paper's Fig. 7, "
+        "beside its *base rate* (share of tail samples among all samples, what random routing gives); "
+        "*bal. acc.*: the balanced accuracy of routing as a tail detector that this page used to compare "
+        "with the paper; *epoch*: the flow epoch kept; *pure*: clusters with purity > 0.7 and > 10 "
+        "training samples at that epoch.\n",
+        "| data set | variant | seeds | DLSA acc | Δ overall | improved | Δ few | tail prec. test (base rate) "
+        "| tail prec. train (base rate) | bal. acc. test | test share | epoch | pure | fit s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset in datasets:
+        for name in variants:
+            r = [x for x in rows if x["dataset"] == dataset and x["variant"] == name]
+            if not r:
+                continue
+            r.sort(key=lambda x: x["seed"])
+            d_all = [x["accuracy"] - x["base_accuracy"] for x in r]
+            d_few = [x["few"] - x["base_few"] for x in r]
+            col = lambda k: [x.get(k, np.nan) for x in r]  # noqa: E731
+            epochs = "/".join(str(e) for e in col("flow_epoch"))
+            pure = "/".join(str(e) for e in col("pure_clusters"))
+            out.append(
+                f"| {dataset} | {name} | {','.join(str(x['seed']) for x in r)} | {fmt(col('accuracy'))} "
+                f"| {fmt(d_all)} | {sum(d > 0 for d in d_all)}/{len(r)} | {fmt(d_few)} "
+                f"| {fmt(col('tail_precision_test'))} ({fmt(col('tail_base_rate_test'))}) "
+                f"| {fmt(col('tail_precision_train'))} ({fmt(col('tail_base_rate_train'))}) "
+                f"| {fmt(col('balanced_accuracy_test'))} | {fmt(col('test_share'))} | {epochs} | {pure} "
+                f"| {fmt(col('seconds'), 1.0, 0)} |"
             )
     return out
 
@@ -410,6 +516,10 @@ def main(argv=None):
     parser.add_argument("--skip-probe", action="store_true")
     parser.add_argument("--skip-stage-probe", action="store_true")
     parser.add_argument("--append", action="store_true", help="append the sections to --output")
+    parser.add_argument("--paired", nargs="*", metavar="VARIANT", choices=list(PAIRED_VARIANTS),
+                        help="only the paired runs of these variants (none named: all), one JSON line each to --jsonl")
+    parser.add_argument("--paired-table", action="store_true", help="only write the paired table from --jsonl")
+    parser.add_argument("--jsonl", type=Path, default=Path(__file__).parent / "results" / "dlsa_paired.jsonl")
     parser.add_argument("--scale", type=float, default=0.05, help="speed data: scale x 115,846 samples (1.0 = full)")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--clusters", type=int, default=500)
@@ -420,6 +530,12 @@ def main(argv=None):
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.paired is not None:
+        run_paired(args.datasets, args.seeds, args.paired or list(PAIRED_VARIANTS), args.jsonl)
+        return
+    if args.paired_table:
+        print("\n".join(paired_tables(args.jsonl, args.datasets, list(PAIRED_VARIANTS))))
+        return
 
     lines = [
         "# DLSA benchmark (`benchmarks/bench_dlsa.py`)\n",
