@@ -7,12 +7,18 @@ One set of numerics serves both routes of :class:`SMARTAugmenter`:
 - ``make_train_batch_hook`` augments every training batch of the library's torch
   estimators (the paper's online scheme), with count-weighted running statistics.
 
-Memory. A class covariance is never stored as a d x d matrix: a class is kept as
-its rows of ``X`` (indices into the caller's array) with per-row weights, i.e. the
-factor ``Z_k = diag(sqrt(w / N_k)) (X_k - mu_k)`` with ``Sigma_k = Z_k^T Z_k``.
-``S = Sigma_t^T Sigma_h = Z_t^T ((Z_t Z_h^T) Z_h)`` is formed only for the
-(tail class, head class) pairs a batch needs, a chunk of pairs at a time, so the
-memory is ``O(n d + chunk d^2)`` whatever the number of classes.
+Memory. A class is always kept as its rows of ``X`` (indices into the caller's
+array) with per-row weights, i.e. the factor ``Z_k = diag(sqrt(w / N_k)) (X_k -
+mu_k)`` with ``Sigma_k = Z_k^T Z_k``. When the dense per-class d x d statistics
+of every class fit the augmenter's ``memory_budget`` they are kept as well
+(the running ones updated lazily: a class's pending rank-one terms are folded
+in when its covariance is next needed), and ``S = Sigma_t^T Sigma_h`` is
+``Z_t^T (Z_t Sigma_h)`` or ``Sigma_t Sigma_h``, whichever is cheaper. Beyond
+the budget (e.g. d = 2048 x 1,000 classes: 16 GiB) ``S = Z_t^T ((Z_t Z_h^T)
+Z_h)`` is formed from the factors only, for the (tail class, head class)
+pairs a batch needs, a chunk of pairs at a time, so the memory is ``O(n d +
+chunk d^2)`` whatever the number of classes. Both routes compute the same
+numbers.
 """
 
 import numbers
@@ -35,6 +41,8 @@ from ..torch._net import batch_unpack
 EPS = 1e-8
 #: Bytes of d x d work arrays one chunk of pairs may hold (S and Sigma_th, 2 per pair).
 _CHUNK_BYTES = 256 * 2**20
+#: Default ``memory_budget``: bytes the dense per-class d x d statistics may take.
+_DENSE_BUDGET = 2**30
 
 
 # --------------------------------------------------------------------------------------
@@ -69,9 +77,16 @@ class _ClassStatistics:
     statistics); with ``running=True`` a row counts as often as :meth:`update`
     has seen it, which makes the statistics the count-weighted running ones of
     Eq. 2-3 (``alpha_k = M_k / N_k``), between-batch term included.
+
+    With ``dense_budget`` (bytes) and ``n_classes * d * d`` float64 numbers
+    within it, the per-class scatter matrices are also kept dense: exact ones
+    computed once, running ones as ``M2_k = sum of the rank-one terms of
+    Chan's update`` folded in lazily (:meth:`covariances` flushes the pending
+    terms of the classes it is asked for), so that a covariance costs
+    ``pending rows x d^2`` instead of ``n_k d^2``.
     """
 
-    def __init__(self, X, y, n_classes, scale, *, running):
+    def __init__(self, X, y, n_classes, scale, *, running, dense_budget=None):
         self.X = X
         self.y = y
         self.n_classes = n_classes
@@ -95,6 +110,9 @@ class _ClassStatistics:
             self.means, self.variances = _class_moments(X, y, n_classes)
             self.variances /= self.scale**2
             self.distinct = counts
+        self.dense = None
+        if dense_budget is not None and _dense_bytes(n_classes, X.shape[1]) <= dense_budget:
+            self._init_dense()
 
     def update(self, indices):
         """Count the rows ``indices`` (with repetition) as seen, merging the batch into the running statistics.
@@ -123,17 +141,79 @@ class _ClassStatistics:
         shift = mean_b - self.means[touched]
         self.means[touched] += alpha * shift
         self.m2[touched] += m2_b + (alpha * n[:, None]) * shift * shift
+        if self.dense is not None:  # the same update, d x d: M2 += C_B^T C_B + alpha n shift shift^T
+            self._stale[touched] = True
+            self._add_pending(torch.cat([labels, touched]), torch.cat([centred, shift * (alpha * n[:, None]).sqrt()]))
         self.seen[touched] = n + m
         self.variances[touched] = self.m2[touched] / self.seen[touched, None] / self.scale**2
+
+    def _init_dense(self):
+        d = self.X.shape[1]
+        n_classes = self.n_classes
+        self.dense = torch.zeros(n_classes, d, d, dtype=torch.float64, device=self.X.device)
+        # the covariances in the working dtype, refreshed only for classes whose statistics changed
+        self._table = torch.zeros(n_classes, d, d, dtype=self.X.dtype, device=self.X.device)
+        self._stale = torch.ones(n_classes, dtype=torch.bool, device=self.X.device)
+        self._pending_rows = self.X.new_zeros(0, d, dtype=torch.float64)
+        self._pending_labels = torch.zeros(0, dtype=torch.int64, device=self.X.device)
+        if not self.running:  # scatter = N_k Sigma_k, built once in chunks of classes
+            step = max(1, int(_CHUNK_BYTES // max(1, (int(self.class_sizes.max()) + d) * d * 8)))
+            for start in range(0, n_classes, step):
+                classes = torch.arange(start, min(start + step, n_classes), device=self.X.device)
+                Z = self.factors(classes).to(torch.float64)
+                self.dense[classes] = (Z.mT @ Z) * (self.seen[classes].to(torch.float64) * self.scale**2)[:, None, None]
+
+    def _add_pending(self, labels, rows):
+        """Queue rank-one terms ``rows[i] rows[i]^T`` of class ``labels[i]`` for the dense scatter."""
+        self._pending_rows = torch.cat([self._pending_rows, rows.to(torch.float64)])
+        self._pending_labels = torch.cat([self._pending_labels, labels])
+        if len(self._pending_labels) > max(4096, len(self.y)):  # bound the queue: fold everything in
+            self._flush(None)
+
+    def _flush(self, classes):
+        """Fold the pending terms of ``classes`` (None: all) into the dense scatter matrices."""
+        if len(self._pending_labels) == 0:
+            return
+        take = torch.ones_like(self._pending_labels, dtype=torch.bool)
+        if classes is not None:
+            take = torch.isin(self._pending_labels, classes)
+            if not bool(take.any()):
+                return
+        labels, rows = self._pending_labels[take], self._pending_rows[take]
+        self._pending_labels, self._pending_rows = self._pending_labels[~take], self._pending_rows[~take]
+        order = torch.argsort(labels, stable=True)
+        labels, rows = labels[order], rows[order]
+        touched, counts = torch.unique_consecutive(labels, return_counts=True)
+        slot = torch.arange(len(labels), device=labels.device) - (torch.cumsum(counts, 0) - counts).repeat_interleave(counts)
+        local = torch.repeat_interleave(torch.arange(len(touched), device=labels.device), counts)
+        padded = rows.new_zeros(len(touched), int(counts.max()), rows.shape[1])
+        padded[local, slot] = rows
+        self.dense.index_add_(0, touched, padded.mT @ padded)
 
     def degenerate(self, classes):
         """Classes whose covariance is zero: one distinct sample (seen), or a total variance below ``EPS * d``."""
         return (self.distinct[classes] <= 1) | (self.variances[classes].sum(1) <= EPS * self.X.shape[1])
 
     def covariances(self, classes):
-        """Dense covariances (K, d, d) of ``classes``, in units of ``scale`` (small ``d`` only)."""
-        Z = self.factors(classes)
-        return Z.mT @ Z
+        """Dense covariances (K, d, d) of ``classes``, in units of ``scale``."""
+        if self.dense is None:
+            Z = self.factors(classes)
+            return Z.mT @ Z
+        return self.covariance_table(classes)[classes]
+
+    def covariance_table(self, classes):
+        """The (n_classes, d, d) table of dense covariances, current for ``classes`` (dense statistics only).
+
+        Indexing it by class gives a view, which spares the copy of a gather.
+        """
+        need = classes[self._stale[classes]]
+        if len(need):
+            need = torch.unique(need)
+            self._flush(need)
+            norm = self.seen[need].to(torch.float64).clamp_min(1.0) * self.scale**2
+            self._table[need] = (self.dense[need] / norm[:, None, None]).to(self.X.dtype)
+            self._stale[need] = False
+        return self._table
 
     def factors(self, classes):
         """Padded factors ``Z`` of shape (P, R, d), in units of ``scale``, with ``Sigma_k = Z^T Z``.
@@ -169,6 +249,15 @@ def _times_head_covariance(stats, A, heads, *, batched=None, budget=_CHUNK_BYTES
     batched = A.device.type != "cpu" if batched is None else batched
     out = torch.empty_like(A)
     K, w, d = A.shape
+    if stats.dense is not None:  # the head covariances are at hand: one (w, d) x (d, d) product per pair
+        table = stats.covariance_table(heads)
+        if batched:
+            return torch.bmm(A, table[heads])
+        uniq, local = torch.unique(heads, return_inverse=True)
+        for j, h in enumerate(uniq.tolist()):
+            sel = torch.nonzero(local == j).squeeze(1)
+            out[sel] = (A[sel].reshape(-1, d) @ table[h]).reshape(len(sel), w, d)
+        return out
     if not batched:
         for h in torch.unique(heads).tolist():
             sel = torch.nonzero(heads == h).squeeze(1)
@@ -212,6 +301,9 @@ def _times_head_covariance(stats, A, heads, *, batched=None, budget=_CHUNK_BYTES
 def _pair_products(stats, chunk, route, Zt=None):
     """``S = Sigma_t^T Sigma_h`` (P, d, d) of a chunk of (tail, head) pairs, in units of ``stats.scale``."""
     if route == "dense":
+        if stats.dense is not None:
+            table = stats.covariance_table(chunk.reshape(-1))
+            return torch.bmm(table[chunk[:, 0]].mT, table[chunk[:, 1]])
         classes, local = torch.unique(chunk, return_inverse=True)
         cov = stats.covariances(classes)
         return torch.bmm(cov[local[:, 0]].mT, cov[local[:, 1]])
@@ -264,9 +356,14 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
     pairs, pair_of = torch.unique(torch.stack([tail, head], 1), dim=0, return_inverse=True)
     sizes = stats.class_sizes[pairs].to(torch.float64)
     needed = torch.unique(pairs)
-    dense_cost = 2.0 * float(stats.class_sizes[needed].sum()) * d * d + 2.0 * len(pairs) * d**3
-    factor_cost = float((2 * sizes[:, 0] * sizes[:, 1] * d + 2 * sizes[:, 0] * d * d).sum())
-    fits = len(needed) * d * d * F.element_size() <= chunk_bytes
+    if stats.dense is not None:  # covariances at hand: Sigma_t Sigma_h, or Z_t^T (Z_t Sigma_h) for small tails
+        dense_cost = 2.0 * len(pairs) * d**3
+        factor_cost = float((4 * sizes[:, 0] * d * d).sum())
+        fits = True
+    else:
+        dense_cost = 2.0 * float(stats.class_sizes[needed].sum()) * d * d + 2.0 * len(pairs) * d**3
+        factor_cost = float((2 * sizes[:, 0] * sizes[:, 1] * d + 2 * sizes[:, 0] * d * d).sum())
+        fits = len(needed) * d * d * F.element_size() <= chunk_bytes
     route = "dense" if dense_cost <= factor_cost and fits else "factor"
     square = not (tau == 0 and route == "factor")  # tau = 0 never forms a d x d matrix
     for index in _chunks(pairs, sizes, route, d, F.element_size(), chunk_bytes, square):
@@ -342,6 +439,11 @@ def _apply_per_pair(z, pair_index, n_pairs, apply):
     out = torch.empty_like(z)
     out[order] = apply(groups, None)[sorted_pairs, slot]
     return out
+
+
+def _dense_bytes(n_classes, d):
+    """Bytes of the dense per-class statistics (float64 scatter and float32 covariance, d x d each)."""
+    return n_classes * d * d * 12
 
 
 def _class_moments(X, y, n_classes, block=8192):
@@ -456,7 +558,9 @@ class _SMARTBatchHook:
             factor = np.divide(head_probs, mixed, out=np.ones_like(mixed), where=mixed > 0)
             self.class_factor = torch.as_tensor(factor, dtype=X.dtype, device=X.device)
         scale = _feature_scale(X, y, n_classes, augmenter.feature_scale)
-        self.stats = _ClassStatistics(X, y, n_classes, scale, running=augmenter.statistics == "running")
+        self.stats = _ClassStatistics(
+            X, y, n_classes, scale, running=augmenter.statistics == "running", dense_budget=augmenter.memory_budget
+        )
         self.weights = _OmegaWeights(augmenter.omega, _bounds(augmenter.omega_bounds), augmenter.zero_covariance_weight)
 
     def __call__(self, batch):
@@ -616,6 +720,14 @@ class SMARTAugmenter(BaseOverSampler):
         the correction is applied twice and frequent classes collapse (see the
         user guide). ``False`` is the paper's plain two-stream loss, which
         itself rebalances a cross-entropy loss.
+    memory_budget : int, default=2**30
+        Bytes the dense per-class d x d statistics may take (``12 * n_classes
+        * d**2``: a float64 scatter and a float32 covariance per class; 260 MB
+        at d = 384 with 147 classes, 50 GB at d = 2048 with 1,000). Within it, class covariances are kept dense and
+        updated with the running statistics, and ``S = Sigma_t^T Sigma_h``
+        costs ``O(n_t d^2)`` per pair; beyond it (or with 0) they are rebuilt
+        from the class's rows for each batch (``O((n_t n_h + n_t d) d)`` per
+        pair, memory ``O(n d)``). Both give the same numbers.
     random_state : int, RandomState instance or None, default=None
         Draws of :meth:`fit_resample` (online, the estimator's ``random_state``
         drives the draws).
@@ -702,6 +814,7 @@ class SMARTAugmenter(BaseOverSampler):
         "zero_covariance_weight": [Interval(numbers.Real, 0, None, closed="left"), None],
         "statistics": [StrOptions({"running", "exact"})],
         "keep_class_prior": ["boolean"],
+        "memory_budget": [Interval(numbers.Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -717,6 +830,7 @@ class SMARTAugmenter(BaseOverSampler):
         zero_covariance_weight=1.0,
         statistics="running",
         keep_class_prior=True,
+        memory_budget=_DENSE_BUDGET,
         random_state=None,
     ):
         super().__init__(sampling_strategy=sampling_strategy)
@@ -729,6 +843,7 @@ class SMARTAugmenter(BaseOverSampler):
         self.zero_covariance_weight = zero_covariance_weight
         self.statistics = statistics
         self.keep_class_prior = keep_class_prior
+        self.memory_budget = memory_budget
         self.random_state = random_state
 
     # fast instance for the common checks: the checks' small data sets have no class above 100
@@ -760,7 +875,7 @@ class SMARTAugmenter(BaseOverSampler):
         Xt = torch.from_numpy(X if X.flags.writeable else X.copy())
         yt = torch.as_tensor(y_enc, dtype=torch.int64)
         self.feature_scale_ = _feature_scale(Xt, yt, len(classes), self.feature_scale)
-        stats = _ClassStatistics(Xt, yt, len(classes), self.feature_scale_, running=False)
+        stats = _ClassStatistics(Xt, yt, len(classes), self.feature_scale_, running=False, dense_budget=self.memory_budget)
         self.class_means_ = stats.means.numpy().astype(X.dtype)
 
         sources, partners = [], []
