@@ -547,21 +547,35 @@ class _SMARTBatchHook:
         self.generator = generator
         self.is_head = torch.as_tensor(is_head, device=X.device)
         counts = np.bincount(y.cpu().numpy(), minlength=n_classes).astype(np.float64)
-        # the tail stream: class probabilities proportional to 1 / n_c over the tail classes
-        tail_probs = np.where(is_tail, 1.0 / counts, 0.0)
+        # the tail stream (an inference: the paper's sampler T is not defined, see the user guide)
+        drawn = is_tail if augmenter.tail_classes == "tail" else counts > 0
+        per_class = 1.0 / np.maximum(counts, 1) if augmenter.tail_sampling == "reversed" else np.ones(n_classes)
+        tail_probs = np.where(drawn, per_class, 0.0)
         self.tail_sampler = ClassBalancedSampler(y.cpu().numpy(), 1, class_probs=tail_probs, generator=generator)
         self.head_probs = torch.as_tensor(np.where(is_head, counts, 0.0))
+        mixed = (head_probs + self.tail_sampler.class_probs_) / 2  # class frequencies of the two streams together
         self.class_factor = None
-        if augmenter.keep_class_prior:
+        self.logit_shift = None
+        if augmenter.prior_correction == "reweight":
             # weight both streams so that each class keeps its share of the head stream (in expectation)
-            mixed = (head_probs + self.tail_sampler.class_probs_) / 2
             factor = np.divide(head_probs, mixed, out=np.ones_like(mixed), where=mixed > 0)
             self.class_factor = torch.as_tensor(factor, dtype=X.dtype, device=X.device)
+        elif augmenter.prior_correction == "logit_adjust":
+            # the loss's logit adjustment, moved from the head stream's class frequencies to the mixed stream's
+            ratio = np.divide(mixed, head_probs, out=np.ones_like(mixed), where=(mixed > 0) & (head_probs > 0))
+            self.logit_shift = torch.as_tensor(np.log(ratio), dtype=X.dtype, device=X.device)
         scale = _feature_scale(X, y, n_classes, augmenter.feature_scale)
         self.stats = _ClassStatistics(
             X, y, n_classes, scale, running=augmenter.statistics == "running", dense_budget=augmenter.memory_budget
         )
         self.weights = _OmegaWeights(augmenter.omega, _bounds(augmenter.omega_bounds), augmenter.zero_covariance_weight)
+
+    def adapt_criterion(self, criterion):
+        """``criterion`` with ``prior_correction="logit_adjust"`` applied (called by ``train_module``)."""
+        tau = float(getattr(criterion, "tau", 0.0) or 0.0)
+        if self.logit_shift is None or tau == 0.0 or getattr(criterion, "adjustment", None) is None:
+            return criterion
+        return _PriorShiftedLoss(criterion, tau * self.logit_shift)
 
     def __call__(self, batch):
         Xh, yh, wh = batch_unpack(batch)
@@ -578,12 +592,18 @@ class _SMARTBatchHook:
             self.stats.update(head_idx.to(device))
             self.stats.update(tail_idx)
         yt = self.y[tail_idx]
-        # tail sample i takes the class of head sample i; when that is no head class, the next one's
+        # tail sample i takes the class of head sample i; when that is no head class or the sample's own class,
+        # a head class other than its own, drawn in proportion to its size (the paper: "a head class k_h")
         partner = yh.clone()
-        not_head = ~self.is_head[partner]
-        if bool(not_head.any()):
-            redraw = torch.multinomial(self.head_probs, int(not_head.sum()), replacement=True, generator=self.generator)
-            partner[not_head] = redraw.to(device)
+        redo = ~self.is_head[partner] | (partner == yt)
+        if bool(redo.any()):
+            probs = self.head_probs.to(device)[None, :].repeat(int(redo.sum()), 1)
+            own = yt[redo]
+            probs[torch.arange(len(own), device=device), own] = 0.0
+            alone = probs.sum(1) == 0  # its own class is the only head class: borrow from itself
+            probs[alone] = self.head_probs.to(device)
+            redraw = torch.multinomial(probs.cpu(), 1, replacement=True, generator=self.generator).squeeze(1)
+            partner[redo] = redraw.to(device)
         Xt, omega, degenerate = self.transfer(
             self.stats, self.X[tail_idx], yt, partner, self.tau, variance=self.augmented_variance
         )
@@ -596,6 +616,24 @@ class _SMARTBatchHook:
         if self.class_factor is not None:
             w_out = w_out * self.class_factor[y_out]
         return torch.cat([Xh, Xt]), (y_out, w_out)
+
+
+class _PriorShiftedLoss(torch.nn.Module):
+    """The estimator's loss on ``logits + shift``: its logit adjustment, moved to the mixed stream's prior.
+
+    A logit-adjusted loss adds ``tau * log(p_c)`` for the class frequencies
+    ``p`` it was built with; adding ``tau * log(p_mixed / p)`` makes it adjust
+    for the frequencies the two streams train on instead. ``tau = 0`` (plain
+    cross-entropy) is left as it is.
+    """
+
+    def __init__(self, base, shift):
+        super().__init__()
+        self.base = base
+        self.register_buffer("shift", shift)
+
+    def forward(self, logits, y, sample_weight=None):
+        return self.base(logits + self.shift, y, sample_weight)
 
 
 def _bounds(omega_bounds):
@@ -644,10 +682,15 @@ class SMARTAugmenter(BaseOverSampler):
       passes only ``X, y`` on: fit the classifier yourself to use them);
     - **online, as in the paper**: give it to a torch estimator of the library
       (``LinearClassifier(augmenter=SMARTAugmenter())``). Every training batch
-      (the *head stream*) is joined by as many samples drawn with class
-      probabilities proportional to ``1 / n_c`` over the tail classes (the
-      *tail stream*); tail sample ``i`` is augmented with the class of head
-      sample ``i`` and its loss weighted by ``omega``.
+      (the *head stream*) is joined by as many samples drawn by the *tail
+      stream* (``tail_sampling``, ``tail_classes``: by default class
+      probabilities proportional to ``1 / n_c`` over the tail classes); tail
+      sample ``i`` is augmented with the class of head sample ``i`` (or
+      another head class, see ``head_threshold``) and its loss weighted by
+      ``omega``. The estimator's loss is the weighted mean ``sum(w l) /
+      sum(w)`` over both streams (the paper's Eq. 10 divides by the number of
+      samples ``n``; the two differ by the factor ``mean(w)``, which an
+      adaptive optimiser such as AdamW largely ignores).
 
     Parameters
     ----------
@@ -666,8 +709,10 @@ class SMARTAugmenter(BaseOverSampler):
         classes, whose covariance is transferred; the others are *tail*
         classes, which are augmented (online: the tail stream draws only tail
         classes, and a tail sample whose paired head-stream sample is of a tail
-        class is paired with a head class drawn in proportion to its size).
-        ``None`` makes every class both (the paper's literal Algorithm 1). In
+        class, or of its own class, is paired with another head class drawn in
+        proportion to its size). ``None`` makes every class both, so that a
+        sample may borrow from a class as rare as its own (not the paper,
+        which pairs with "a head class"). In
         :meth:`fit_resample` the classes to augment come from
         ``sampling_strategy`` and their partners are the head classes other
         than themselves.
@@ -682,8 +727,9 @@ class SMARTAugmenter(BaseOverSampler):
         their class (see the user guide).
     feature_scale : "auto", float or None, default="auto"
         Unit in which the formula is applied (``X / feature_scale``, mapped
-        back afterwards). ``S`` scales like ``||x||^4`` and the augmented
-        deviation like ``||x||^3``, so on raw features the paper's formula
+        back afterwards). ``S`` scales like ``||x||^4``, and so does the
+        augmented deviation (``||x||^3`` relative to the class radius), so on
+        raw features the paper's formula
         depends on the units of ``X``. ``"auto"`` uses the root mean
         within-class variance, which makes SMART invariant to rescaling ``X``
         (and close to the paper on standardised features); ``None`` is the
@@ -693,7 +739,10 @@ class SMARTAugmenter(BaseOverSampler):
         ``omega = sum(Sigma_th) / d`` (Eq. 11, in units of ``feature_scale``);
         ``"relative"``: that divided by its mean over the augmented samples
         (so tail samples weigh 1 on average, like head samples, and only the
-        paper's relative emphasis remains); ``"none"``: 1.
+        paper's relative emphasis remains); ``"none"``: 1. ``omega`` is
+        computed from ``Sigma_th`` as Eq. 11 defines it, i.e. before the
+        rescaling of ``augmented_variance`` (which is not in the paper), so
+        the rescaling changes the augmented features but not their weights.
     omega_bounds : tuple (low, high), default=(0.0, 5.0)
         Clip the weights into ``[low, high]`` (``None``: no bound). ``omega``
         can be negative (``S`` is not positive semi-definite) and is unbounded;
@@ -711,15 +760,33 @@ class SMARTAugmenter(BaseOverSampler):
         delivered so far (Eq. 2-3, ``alpha_k = M_k / N_k``); ``"exact"``: the
         pooled statistics of the whole training matrix from the first batch
         on. :meth:`fit_resample` always uses the exact ones.
-    keep_class_prior : bool, default=True
-        Online only. Weight both streams so that every class keeps, in
-        expectation, its share of the training loss under the estimator's
-        own sampling (with tail weights averaging 1). The tail stream
-        over-represents rare classes; balanced softmax and logit adjustment
-        already correct for the training class frequencies, so without this
-        the correction is applied twice and frequent classes collapse (see the
-        user guide). ``False`` is the paper's plain two-stream loss, which
-        itself rebalances a cross-entropy loss.
+    prior_correction : {"logit_adjust", "reweight"} or None, default="logit_adjust"
+        Online only. The tail stream over-represents rare classes; balanced
+        softmax and logit adjustment already correct for the training class
+        frequencies, so with no correction (``None``, the paper's plain
+        two-stream loss) the correction is applied twice and frequent classes
+        collapse (see the user guide). ``"logit_adjust"``: the estimator's
+        logit adjustment uses the class frequencies of the two streams
+        together (``(p_head + p_tail) / 2``) instead of the training ones, and
+        every sample keeps its weight (real samples 1, augmented ones their
+        ``omega``): the augmented samples are *added*, as in the paper.
+        ``"reweight"``: weight both streams so that every class keeps, in
+        expectation, its share of the training loss under the estimator's own
+        sampling; for the rarest classes this makes the real samples weigh
+        little (0.02-0.08 on icd10cm) and the loss come mostly from their
+        transforms. Both are no-ops for the plain cross-entropy loss
+        (``"logit_adjust"``) or change only its weights (``"reweight"``).
+    tail_sampling : {"reversed", "balanced"}, default="reversed"
+        Online only. How the tail stream draws classes: ``"reversed"`` with
+        probability proportional to ``1 / n_c`` (H2T's "reverse" sampler),
+        ``"balanced"`` uniformly (CMO's minority sampler at its default, which
+        the paper says it follows). The paper does not define its tail sampler
+        ``T``: both are inferences (see the user guide).
+    tail_classes : {"tail", "all"}, default="tail"
+        Online only. Which classes the tail stream draws from: the tail
+        classes (at most ``head_threshold`` samples), or every class (as CMO's
+        minority sampler does; a head-class sample of the tail stream is then
+        augmented with another head class).
     memory_budget : int, default=2**30
         Bytes the dense per-class d x d statistics may take (``12 * n_classes
         * d**2``: a float64 scatter and a float32 covariance per class; 260 MB
@@ -813,7 +880,9 @@ class SMARTAugmenter(BaseOverSampler):
         "omega_bounds": [tuple, list],
         "zero_covariance_weight": [Interval(numbers.Real, 0, None, closed="left"), None],
         "statistics": [StrOptions({"running", "exact"})],
-        "keep_class_prior": ["boolean"],
+        "prior_correction": [StrOptions({"logit_adjust", "reweight"}), None],
+        "tail_sampling": [StrOptions({"reversed", "balanced"})],
+        "tail_classes": [StrOptions({"tail", "all"})],
         "memory_budget": [Interval(numbers.Integral, 0, None, closed="left")],
     }
 
@@ -829,7 +898,9 @@ class SMARTAugmenter(BaseOverSampler):
         omega_bounds=(0.0, 5.0),
         zero_covariance_weight=1.0,
         statistics="running",
-        keep_class_prior=True,
+        prior_correction="logit_adjust",
+        tail_sampling="reversed",
+        tail_classes="tail",
         memory_budget=_DENSE_BUDGET,
         random_state=None,
     ):
@@ -842,7 +913,9 @@ class SMARTAugmenter(BaseOverSampler):
         self.omega_bounds = omega_bounds
         self.zero_covariance_weight = zero_covariance_weight
         self.statistics = statistics
-        self.keep_class_prior = keep_class_prior
+        self.prior_correction = prior_correction
+        self.tail_sampling = tail_sampling
+        self.tail_classes = tail_classes
         self.memory_budget = memory_budget
         self.random_state = random_state
 
@@ -950,6 +1023,8 @@ class SMARTAugmenter(BaseOverSampler):
         counts = np.bincount(y, minlength=n_classes)
         is_head = self._head_mask(counts)
         is_tail = ~is_head if self.head_threshold is not None else np.ones(n_classes, dtype=bool)
+        if self.tail_classes == "all":
+            is_tail = counts > 0
         if not is_head.any() or not is_tail.any():
             which = "head" if not is_head.any() else "tail"
             warnings.warn(

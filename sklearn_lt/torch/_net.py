@@ -167,7 +167,10 @@ def train_module(
     augmenter : object, default=None
         Online augmentation of the training batches, e.g.
         :class:`sklearn_lt.augmentation.SMARTAugmenter`: anything with
-        ``make_train_batch_hook(X, y, sample_weight=, sampler=, device=) -> (hook, sampler)``.
+        ``make_train_batch_hook(X, y, sample_weight=, sampler=, device=) -> (hook, sampler)``;
+        a hook with an ``adapt_criterion(criterion) -> criterion`` method
+        may replace the training loss (e.g. to move a logit adjustment to
+        the class frequencies of the augmented stream).
         The hook is training-only state (it holds the training data) and is
         not kept in the returned net. An estimator opts in by passing its
         ``augmenter`` parameter here.
@@ -183,6 +186,8 @@ def train_module(
         train_batch_hook, sampler = augmenter.make_train_batch_hook(
             X, y, sample_weight=sample_weight, sampler=sampler, device=device
         )
+        # an augmenter that changes the class frequencies trained on may adapt the loss to them
+        criterion = getattr(train_batch_hook, "adapt_criterion", lambda c: c)(criterion)
     if isinstance(optimizer, str):
         optimizer = _OPTIMIZERS[check_option("optimizer", optimizer, tuple(_OPTIMIZERS))]
     net_callbacks = []
