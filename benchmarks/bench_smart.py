@@ -11,7 +11,11 @@ so that a later call only adds what is missing, and the markdown is rendered fro
 - ``sampler``   the imbalanced-learn route: Pipeline(StandardScaler, SMARTAugmenter, LinearClassifier);
 - ``memory``    peak memory and time per training batch of the online hook at ``--n/--d/--classes``
                 (default: ImageNet-LT features, 115,846 x 2048, 1,000 classes), in a fresh process;
-- ``speed``     epoch time through skorch vs a raw torch loop with the same hook, and the GEMM bound.
+- ``speed``     epoch time through skorch vs a raw torch loop with the same hook, and the GEMM bound;
+- ``ratio``     fit time of online SMART over the plain LinearClassifier (interleaved), dense statistics
+                vs the factor route, on ``--data`` and on its 128-d random projection;
+- ``ablate``    the changed default (validation, then test, paired with BSCE) and the single-factor
+                ablations between the defaults and the paper-literal configuration (validation).
 
 Timings on a shared 2-core machine are noisy: rerun at full scale on a quiet machine for speed claims.
 
@@ -489,6 +493,43 @@ def run_speed(name, seed, device, threads=1, epochs=3):
     return rows
 
 
+def run_ratio(name, seed, device, epochs=3, repeats=2, project=None):
+    """Fit time of online SMART over the same LinearClassifier without augmenter, interleaved in one process.
+
+    Three fits per repeat, in turn: no augmenter, SMART (defaults: dense statistics within
+    ``memory_budget``), SMART with ``memory_budget=0`` (the factor route, the former behaviour). ``project``:
+    a random Gaussian projection of the standardised features to that many dimensions (seeded), for a
+    data set of that width with icd10cm's classes.
+    """
+    from sklearn_lt.augmentation import SMARTAugmenter
+    from sklearn_lt.linear_model import LinearClassifier
+
+    data, scaler = load(name, seed)
+    X = scaler.fit_transform(data.X_train).astype(np.float32)
+    if project:
+        X = (X @ np.random.default_rng(seed).normal(size=(X.shape[1], project)) / np.sqrt(X.shape[1])).astype(np.float32)
+    y = data.y_train
+    setups = {
+        "no augmenter": None,
+        "SMART (dense statistics)": lambda: SMARTAugmenter(),
+        "SMART (factor route, memory_budget=0)": lambda: SMARTAugmenter(memory_budget=0),
+    }
+    times = {k: [] for k in setups}
+    for _ in range(repeats):
+        for label, make in setups.items():
+            clf = LinearClassifier(loss="balanced_softmax", augmenter=make() if make else None, max_epochs=epochs,
+                                   random_state=seed, device=device)
+            start = time.perf_counter()
+            clf.fit(X, y)
+            times[label].append(time.perf_counter() - start)
+    base = np.array(times["no augmenter"])
+    row = {"data": name if not project else f"{name} projected to {project}-d", "n": X.shape[0], "d": X.shape[1],
+           "classes": int(len(np.unique(y))), "epochs": epochs, "repeats": repeats}
+    for label in setups:
+        row[label] = float(np.median(np.array(times[label]) / base))
+    return row
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -580,7 +621,7 @@ def diagnose_table(rows, name):
     return "\n".join(lines)
 
 
-def render(datasets, memory_rows, speed_rows):
+def render(datasets, memory_rows, speed_rows, ratio_rows=()):
     rows = cached()
     out = [
         "# SMART (SMARTAugmenter) benchmark",
@@ -693,6 +734,14 @@ def render(datasets, memory_rows, speed_rows):
             f"would take {dense:.1f} GiB at the largest scale above. The time per batch is the d x d work of SMART "
             "(a softmax over d^2 entries per (tail, head) pair; tau=0 needs none): a GPU's job at d = 2048.",
         ]
+    if ratio_rows:
+        out += ["", "## Fit time of online SMART over the same LinearClassifier without augmenter "
+                "(balanced softmax; median ratio of interleaved fits in one process, shared 2-core CPU, 1 thread)", ""]
+        out += ["| data | n | d | classes | epochs x repeats | SMART, dense statistics | SMART, factor route |",
+                "|---|---|---|---|---|---|---|"]
+        for r in ratio_rows:
+            out.append(f"| {r['data']} | {r['n']} | {r['d']} | {r['classes']} | {r['epochs']} x {r['repeats']} | "
+                       f"{r['SMART (dense statistics)']:.1f} | {r['SMART (factor route, memory_budget=0)']:.1f} |")
     if DIAGNOSIS_FILE.exists():
         out += ["", DIAGNOSIS_FILE.read_text().strip()]
     if speed_rows:
@@ -709,7 +758,7 @@ def main(argv=None):
     global TailStreamOnly
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--section", nargs="+", default=["effect", "sampler"],
-                        choices=["effect", "defaults", "ablate", "sampler", "diagnose", "memory", "speed", "report"])
+                        choices=["effect", "defaults", "ablate", "sampler", "diagnose", "memory", "speed", "ratio", "report"])
     parser.add_argument("--data", nargs="+", default=["letter", "icd10cm", "wordnet"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--device", default="cpu")
@@ -737,11 +786,12 @@ def main(argv=None):
         # the changed default first (validation, then test, paired with BSCE), then the single-factor
         # ablations seed by seed, so that an interrupted run still covers every factor
         first = "bsce" + LA
-        run_grid("defaults", args.data, ["bsce", first], args.seeds, args.device, protocol="validation")
-        run_grid("effect", args.data, ["bsce", first], args.seeds, args.device)
-        for seed in args.seeds:
-            run_grid("defaults", args.data, [cfg for _, cfg in ABLATIONS], [seed], args.device, protocol="validation")
-        run_grid("effect", args.data, ["bsce|" + PAPER_LITERAL], args.seeds, args.device)
+        for name in args.data:
+            run_grid("defaults", [name], ["bsce", first], args.seeds, args.device, protocol="validation")
+            run_grid("effect", [name], ["bsce", first], args.seeds, args.device)
+            for seed in args.seeds:
+                run_grid("defaults", [name], [cfg for _, cfg in ABLATIONS], [seed], args.device, protocol="validation")
+            run_grid("effect", [name], ["bsce|" + PAPER_LITERAL], args.seeds, args.device)
     if "diagnose" in args.section:
         run_grid("diagnose", args.data, list(DIAGNOSE_CFGS), args.seeds, args.device)
     if "sampler" in args.section:
@@ -755,14 +805,21 @@ def main(argv=None):
             print(json.dumps(row), flush=True)
             key = lambda r: (r["n"], r["d"], r["classes"], r["statistics"], r.get("tau"), r.get("device", "cpu"))
             scale["memory"] = [r for r in scale["memory"] if key(r) != key(row)] + [row]
+    if "ratio" in args.section:
+        scale.setdefault("ratio", [])
+        for name in args.data:
+            for project in (None, 128):
+                row = run_ratio(name, args.seeds[0], args.device, project=project)
+                print(json.dumps(row), flush=True)
+                scale["ratio"] = [r for r in scale["ratio"] if r["data"] != row["data"]] + [row]
     if "speed" in args.section:
         for name in args.data:
             scale["speed"][f"{name} ({args.device})"] = run_speed(name, args.seeds[0], args.device, args.threads)
             print(name, scale["speed"][f"{name} ({args.device})"], flush=True)
-    if "memory" in args.section or "speed" in args.section:
+    if "memory" in args.section or "speed" in args.section or "ratio" in args.section:
         RESULTS.mkdir(exist_ok=True)
         extra.write_text(json.dumps(scale, indent=1))
-    Path(args.out).write_text(render(args.data, scale["memory"], scale["speed"]))
+    Path(args.out).write_text(render(args.data, scale["memory"], scale["speed"], scale.get("ratio", [])))
     print(f"wrote {args.out}")
 
 

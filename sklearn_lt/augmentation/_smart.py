@@ -65,7 +65,7 @@ def _transfer_matrix(S, tau):
         G = (S == S.amax(dim=-1, keepdim=True)).to(S.dtype)
         G.div_(G.sum(dim=-1, keepdim=True))
         return G.mul_(S), 1.0
-    A = S.mul_(tau)
+    A = S if tau == 1 else S.mul_(tau)  # a pass over P d^2 numbers saved at the default
     return torch.softmax(A, dim=-1).mul_(A), 1.0 / tau
 
 
@@ -386,7 +386,7 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
             factor = 1.0 / d
         else:
             sigma_th, factor = _transfer_matrix(_pair_products(stats, chunk, route, Zt), tau)  # Eq. 4-5
-            omega_pair = sigma_th.sum((1, 2)) * (factor / d)  # Eq. 11
+            omega_pair = None if variance is not None else sigma_th.sum((1, 2)) * (factor / d)  # Eq. 11
 
             def apply(z_groups, ids, sigma_th=sigma_th):
                 return torch.bmm(z_groups, sigma_th if ids is None else sigma_th[ids])
@@ -395,7 +395,13 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
         if variance is not None:
             # E ||z Sigma_th||^2 over the tail class = tr(Sigma_th^T R_t Sigma_th), R_t its correlation
             standardised = Zt / (stats.variances[chunk[:, 0]] + EPS).sqrt()[:, None, :]
-            spread = apply(standardised, None).square().sum((1, 2)) * factor**2
+            if omega_pair is None:  # one pass over Sigma_th for both: 1^T Sigma_th is the last row
+                ones = standardised.new_ones(len(chunk), 1, d)
+                product = apply(torch.cat([standardised, ones], 1), None)
+                omega_pair = product[:, -1].sum(1) * (factor / d)  # Eq. 11
+                spread = product[:, :-1].square().sum((1, 2)) * factor**2
+            else:
+                spread = apply(standardised, None).square().sum((1, 2)) * factor**2
             target = stats.variances[chunk[:, 1 if variance == "head" else 0]].sum(1)
             gain = torch.where(spread > 0, target / spread.clamp_min(torch.finfo(F.dtype).tiny), 0.0).sqrt()
         gain[zero] = 0.0  # a zero covariance transfers nothing (and rounding must not be amplified)
