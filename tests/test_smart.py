@@ -547,14 +547,15 @@ def test_grid_search_over_tau_in_imblearn_pipeline(letter_lt):
 def test_online_smart_on_letter_lifts_few_shot_and_needs_a_prior_correction(letter_lt):
     X, X_test, y, y_test = letter_lt
     kw = dict(loss="balanced_softmax", max_epochs=15, random_state=0, device="cpu")
-    base = LinearClassifier(**kw).fit(X, y).predict(X_test)
-    smart = LinearClassifier(augmenter=SMARTAugmenter(), **kw).fit(X, y).predict(X_test)
-    few_base = few_shot_accuracy(y_test, base, y_train=y)
-    few_smart = few_shot_accuracy(y_test, smart, y_train=y)
-    assert few_smart > few_base + 0.05
+    fit = lambda augmenter=None: LinearClassifier(augmenter=augmenter, **kw).fit(X, y).predict(X_test)
+    base, smart = fit(), fit(SMARTAugmenter())
+    reweight = fit(SMARTAugmenter(prior_correction="reweight"))
+    few = lambda pred: few_shot_accuracy(y_test, pred, y_train=y)
+    many = lambda pred: many_shot_accuracy(y_test, pred, y_train=y)
+    assert few(smart) > few(base) and few(reweight) > few(base) + 0.05
     assert (smart == y_test).mean() > (base == y_test).mean() - 0.01
     # balanced softmax already corrects for the class frequencies: adding the class-reversed tail stream
-    # without keeping the prior corrects twice and the many-shot classes collapse
-    twice = LinearClassifier(augmenter=SMARTAugmenter(prior_correction=None), **kw).fit(X, y).predict(X_test)
-    many = lambda pred: many_shot_accuracy(y_test, pred, y_train=y)
+    # with no correction corrects twice and the many-shot classes collapse; both corrections prevent it
+    twice = fit(SMARTAugmenter(prior_correction=None))
     assert many(twice) < many(base) - 0.2
+    assert min(many(smart), many(reweight)) > many(twice) + 0.2
