@@ -614,7 +614,11 @@ def run_plan_letter(seeds, device, first):
 
 def run_plan_icd10cm(seeds, device):
     for seed in seeds:
-        cfgs = [with_epochs(c, 5) for c in ["bsce"] + [cfg for _, cfg in ABLATIONS]]
+        # the literal configuration and its single-factor variants first: they explain the collapse
+        order = [cfg for label, cfg in ABLATIONS if "literal" in label] + [
+            cfg for label, cfg in ABLATIONS if "literal" not in label and label != "defaults, tail_sampling='balanced'"
+        ]
+        cfgs = [with_epochs(c, 5) for c in ["bsce", *order]]
         run_grid("defaults", ["icd10cm"], cfgs, [seed], device, protocol="validation")
     run_grid("effect", ["icd10cm"], ["bsce" + LA], seeds, device)
 

@@ -437,7 +437,7 @@ def test_dense_statistics_stay_within_the_memory_budget():
     rng = np.random.default_rng(20)
     X, y = make_classes(rng, [30, 20, 10], 8)
     Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
-    need = _dense_bytes(3, 8)
+    need = _dense_bytes(3, 8, element_size=8)  # float64 features: float64 covariances
     assert _ClassStatistics(Xt, yt, 3, 1.0, running=True, dense_budget=need).dense is not None
     assert _ClassStatistics(Xt, yt, 3, 1.0, running=True, dense_budget=need - 1).dense is None
     # d = 2048 with 1,000 classes is far beyond the default budget: the factor route

@@ -78,12 +78,12 @@ class _ClassStatistics:
     has seen it, which makes the statistics the count-weighted running ones of
     Eq. 2-3 (``alpha_k = M_k / N_k``), between-batch term included.
 
-    With ``dense_budget`` (bytes) and ``n_classes * d * d`` float64 numbers
-    within it, the per-class scatter matrices are also kept dense: exact ones
-    computed once, running ones as ``M2_k = sum of the rank-one terms of
-    Chan's update`` folded in lazily (:meth:`covariances` flushes the pending
-    terms of the classes it is asked for), so that a covariance costs
-    ``pending rows x d^2`` instead of ``n_k d^2``.
+    With ``dense_budget`` (bytes) and the ``n_classes`` d x d covariances
+    within it, they are also kept dense: exact ones computed once, running
+    ones updated lazily with the rank-one terms of Chan's update
+    (:meth:`covariance_table` folds in the queued terms of the classes it is
+    asked for), so that a covariance costs ``queued rows x d^2`` instead of
+    ``n_k d^2``.
     """
 
     def __init__(self, X, y, n_classes, scale, *, running, dense_budget=None):
@@ -111,7 +111,7 @@ class _ClassStatistics:
             self.variances /= self.scale**2
             self.distinct = counts
         self.dense = None
-        if dense_budget is not None and _dense_bytes(n_classes, X.shape[1]) <= dense_budget:
+        if dense_budget is not None and _dense_bytes(n_classes, X.shape[1], X.element_size()) <= dense_budget:
             self._init_dense()
 
     def update(self, indices):
@@ -142,43 +142,47 @@ class _ClassStatistics:
         self.means[touched] += alpha * shift
         self.m2[touched] += m2_b + (alpha * n[:, None]) * shift * shift
         if self.dense is not None:  # the same update, d x d: M2 += C_B^T C_B + alpha n shift shift^T
-            self._stale[touched] = True
             self._add_pending(torch.cat([labels, touched]), torch.cat([centred, shift * (alpha * n[:, None]).sqrt()]))
         self.seen[touched] = n + m
         self.variances[touched] = self.m2[touched] / self.seen[touched, None] / self.scale**2
 
     def _init_dense(self):
         d = self.X.shape[1]
-        n_classes = self.n_classes
-        self.dense = torch.zeros(n_classes, d, d, dtype=torch.float64, device=self.X.device)
-        # the covariances in the working dtype, refreshed only for classes whose statistics changed
-        self._table = torch.zeros(n_classes, d, d, dtype=self.X.dtype, device=self.X.device)
-        self._stale = torch.ones(n_classes, dtype=torch.bool, device=self.X.device)
-        self._pending_rows = self.X.new_zeros(0, d, dtype=torch.float64)
+        # the covariances themselves (units of scale), current for a class as of its count _dense_seen
+        self.dense = torch.zeros(self.n_classes, d, d, dtype=self.X.dtype, device=self.X.device)
+        self._dense_seen = torch.zeros(self.n_classes, dtype=self.X.dtype, device=self.X.device)
+        self._stale = torch.zeros(self.n_classes, dtype=torch.bool, device=self.X.device)
+        self._pending_rows = self.X.new_zeros(0, d)
         self._pending_labels = torch.zeros(0, dtype=torch.int64, device=self.X.device)
-        if not self.running:  # scatter = N_k Sigma_k, built once in chunks of classes
-            step = max(1, int(_CHUNK_BYTES // max(1, (int(self.class_sizes.max()) + d) * d * 8)))
-            for start in range(0, n_classes, step):
-                classes = torch.arange(start, min(start + step, n_classes), device=self.X.device)
-                Z = self.factors(classes).to(torch.float64)
-                self.dense[classes] = (Z.mT @ Z) * (self.seen[classes].to(torch.float64) * self.scale**2)[:, None, None]
+        if not self.running:  # built once, in chunks of classes
+            step = max(1, int(_CHUNK_BYTES // max(1, (int(self.class_sizes.max()) + d) * d * self.X.element_size())))
+            for start in range(0, self.n_classes, step):
+                classes = torch.arange(start, min(start + step, self.n_classes), device=self.X.device)
+                Z = self.factors(classes)
+                self.dense[classes] = Z.mT @ Z
+            self._dense_seen = self.seen.clone()
 
     def _add_pending(self, labels, rows):
-        """Queue rank-one terms ``rows[i] rows[i]^T`` of class ``labels[i]`` for the dense scatter."""
-        self._pending_rows = torch.cat([self._pending_rows, rows.to(torch.float64)])
+        """Queue rank-one terms ``rows[i] rows[i]^T`` of the scatter of class ``labels[i]``."""
+        self._pending_rows = torch.cat([self._pending_rows, rows])
         self._pending_labels = torch.cat([self._pending_labels, labels])
+        self._stale[labels] = True
         if len(self._pending_labels) > max(4096, len(self.y)):  # bound the queue: fold everything in
-            self._flush(None)
+            self._refresh(torch.nonzero(self._stale).squeeze(1))
 
-    def _flush(self, classes):
-        """Fold the pending terms of ``classes`` (None: all) into the dense scatter matrices."""
-        if len(self._pending_labels) == 0:
+    def _refresh(self, classes):
+        """Bring the dense covariances of ``classes`` (unique, stale) up to date with the running statistics.
+
+        ``Sigma = M2 / N``: with ``M2`` grown by the queued rank-one terms ``D`` and ``N`` from ``N0`` to
+        ``N1``, ``Sigma_1 = Sigma_0 N0 / N1 + D / N1`` (one pass over each d x d matrix).
+        """
+        seen = self.seen[classes]
+        self.dense[classes] *= (self._dense_seen[classes] / seen.clamp_min(1.0))[:, None, None]
+        self._dense_seen[classes] = seen
+        self._stale[classes] = False
+        take = torch.isin(self._pending_labels, classes)
+        if not bool(take.any()):
             return
-        take = torch.ones_like(self._pending_labels, dtype=torch.bool)
-        if classes is not None:
-            take = torch.isin(self._pending_labels, classes)
-            if not bool(take.any()):
-                return
         labels, rows = self._pending_labels[take], self._pending_rows[take]
         self._pending_labels, self._pending_rows = self._pending_labels[~take], self._pending_rows[~take]
         order = torch.argsort(labels, stable=True)
@@ -187,7 +191,8 @@ class _ClassStatistics:
         slot = torch.arange(len(labels), device=labels.device) - (torch.cumsum(counts, 0) - counts).repeat_interleave(counts)
         local = torch.repeat_interleave(torch.arange(len(touched), device=labels.device), counts)
         padded = rows.new_zeros(len(touched), int(counts.max()), rows.shape[1])
-        padded[local, slot] = rows
+        norm = (self.seen[touched].clamp_min(1.0) * self.scale**2).sqrt()
+        padded[local, slot] = rows / norm[local, None]
         self.dense.index_add_(0, touched, padded.mT @ padded)
 
     def degenerate(self, classes):
@@ -208,12 +213,8 @@ class _ClassStatistics:
         """
         need = classes[self._stale[classes]]
         if len(need):
-            need = torch.unique(need)
-            self._flush(need)
-            norm = self.seen[need].to(torch.float64).clamp_min(1.0) * self.scale**2
-            self._table[need] = (self.dense[need] / norm[:, None, None]).to(self.X.dtype)
-            self._stale[need] = False
-        return self._table
+            self._refresh(torch.unique(need))
+        return self.dense
 
     def factors(self, classes):
         """Padded factors ``Z`` of shape (P, R, d), in units of ``scale``, with ``Sigma_k = Z^T Z``.
@@ -447,9 +448,9 @@ def _apply_per_pair(z, pair_index, n_pairs, apply):
     return out
 
 
-def _dense_bytes(n_classes, d):
-    """Bytes of the dense per-class statistics (float64 scatter and float32 covariance, d x d each)."""
-    return n_classes * d * d * 12
+def _dense_bytes(n_classes, d, element_size=4):
+    """Bytes of the dense per-class covariances (one d x d matrix per class, float32 by default)."""
+    return n_classes * d * d * element_size
 
 
 def _class_moments(X, y, n_classes, block=8192):
@@ -794,9 +795,9 @@ class SMARTAugmenter(BaseOverSampler):
         minority sampler does; a head-class sample of the tail stream is then
         augmented with another head class).
     memory_budget : int, default=2**30
-        Bytes the dense per-class d x d statistics may take (``12 * n_classes
-        * d**2``: a float64 scatter and a float32 covariance per class; 260 MB
-        at d = 384 with 147 classes, 50 GB at d = 2048 with 1,000). Within it, class covariances are kept dense and
+        Bytes the dense per-class d x d covariances may take (``4 * n_classes
+        * d**2`` in float32: 87 MB at d = 384 with 147 classes, 16.8 GB at d =
+        2048 with 1,000). Within it, class covariances are kept dense and
         updated with the running statistics, and ``S = Sigma_t^T Sigma_h``
         costs ``O(n_t d^2)`` per pair; beyond it (or with 0) they are rebuilt
         from the class's rows for each batch (``O((n_t n_h + n_t d) d)`` per
