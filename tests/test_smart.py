@@ -265,7 +265,8 @@ def test_batch_hook_shapes_weights_and_streams():
     X, y = make_classes(rng, [300, 150, 20, 6, 2], 8)
     X = X.astype(np.float32)
     sampler = ShuffledBatchSampler(len(y), 64, generator=torch.Generator().manual_seed(0))
-    hook, train_sampler = SMARTAugmenter(head_threshold=100).make_train_batch_hook(X, y, sampler=sampler)
+    aug = SMARTAugmenter(head_threshold=100, tail_sampling="reversed", tail_classes="tail")
+    hook, train_sampler = aug.make_train_batch_hook(X, y, sampler=sampler)
     Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
     tail_labels = []
     for idx in train_sampler:
@@ -290,7 +291,8 @@ def test_reweight_prior_correction_restores_the_head_stream_class_mix():
     total = {"reweight": np.zeros(4), None: np.zeros(4)}
     for correction in total:
         sampler = ShuffledBatchSampler(len(y), 125, generator=torch.Generator().manual_seed(0))
-        aug = SMARTAugmenter(head_threshold=100, omega="none", prior_correction=correction)
+        aug = SMARTAugmenter(head_threshold=100, omega="none", prior_correction=correction, tail_sampling="reversed",
+                             tail_classes="tail")
         hook, s = aug.make_train_batch_hook(X, y, sampler=sampler)
         for _ in range(20):
             for idx in s:
@@ -311,7 +313,8 @@ def test_logit_adjust_prior_correction_keeps_weights_and_moves_the_prior_to_the_
     X, y = make_classes(rng, sizes, 4)
     X = X.astype(np.float32)
     sampler = ShuffledBatchSampler(len(y), 125, generator=torch.Generator().manual_seed(0))
-    hook, s = SMARTAugmenter(head_threshold=100, omega="none").make_train_batch_hook(X, y, sampler=sampler)
+    aug = SMARTAugmenter(head_threshold=100, omega="none", tail_sampling="reversed", tail_classes="tail")
+    hook, s = aug.make_train_batch_hook(X, y, sampler=sampler)
     for idx in s:
         _, (_, wb) = hook((torch.as_tensor(X)[idx], torch.as_tensor(y)[idx]))
         assert torch.all(wb == 1)
@@ -324,12 +327,12 @@ def test_logit_adjust_prior_correction_keeps_weights_and_moves_the_prior_to_the_
     np.testing.assert_allclose(float(adapted(logits, labels)), float(expected(logits, labels)), rtol=1e-5)
     ce = LogitAdjustedLoss(tau=0.0)
     assert hook.adapt_criterion(ce) is ce  # plain cross-entropy corrects for no prior: nothing to move
-    clf = LinearClassifier(loss="balanced_softmax", augmenter=SMARTAugmenter(head_threshold=100), max_epochs=1,
-                           random_state=0, device="cpu").fit(X, y)
+    clf = LinearClassifier(loss="balanced_softmax", augmenter=aug, max_epochs=1, random_state=0, device="cpu").fit(X, y)
     np.testing.assert_allclose(float(clf.net_.criterion_(logits, labels)), float(expected(logits, labels)), rtol=1e-5)
 
 
 @pytest.mark.parametrize("tail_sampling, tail_classes", [("balanced", "all"), ("balanced", "tail"), ("reversed", "all")])
+# ("reversed", "tail") is test_batch_hook_shapes_weights_and_streams
 def test_tail_stream_options(tail_sampling, tail_classes):
     rng = np.random.default_rng(17)
     sizes = [300, 150, 20, 6, 2]

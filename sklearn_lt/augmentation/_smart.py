@@ -690,8 +690,9 @@ class SMARTAugmenter(BaseOverSampler):
     - **online, as in the paper**: give it to a torch estimator of the library
       (``LinearClassifier(augmenter=SMARTAugmenter())``). Every training batch
       (the *head stream*) is joined by as many samples drawn by the *tail
-      stream* (``tail_sampling``, ``tail_classes``: by default class
-      probabilities proportional to ``1 / n_c`` over the tail classes); tail
+      stream* (``tail_sampling``, ``tail_classes``: by default uniform over
+      the tail classes, i.e. the class-uniform minority sampler of CMO, which
+      the paper follows, restricted to the classes it augments); tail
       sample ``i`` is augmented with the class of head sample ``i`` (or
       another head class, see ``head_threshold``) and its loss weighted by
       ``omega``. The estimator's loss is the weighted mean ``sum(w l) /
@@ -783,17 +784,20 @@ class SMARTAugmenter(BaseOverSampler):
         little (0.02-0.08 on icd10cm) and the loss come mostly from their
         transforms. Both are no-ops for the plain cross-entropy loss
         (``"logit_adjust"``) or change only its weights (``"reweight"``).
-    tail_sampling : {"reversed", "balanced"}, default="reversed"
-        Online only. How the tail stream draws classes: ``"reversed"`` with
-        probability proportional to ``1 / n_c`` (H2T's "reverse" sampler),
-        ``"balanced"`` uniformly (CMO's minority sampler at its default, which
-        the paper says it follows). The paper does not define its tail sampler
-        ``T``: both are inferences (see the user guide).
+    tail_sampling : {"balanced", "reversed"}, default="balanced"
+        Online only. How the tail stream draws classes: ``"balanced"``
+        uniformly (CMO's minority sampler at its default, which the paper says
+        it follows), ``"reversed"`` with probability proportional to ``1 /
+        n_c`` (H2T's "reverse" sampler; the former default). The paper does
+        not define its tail sampler ``T``: both are inferences (see the user
+        guide).
     tail_classes : {"tail", "all"}, default="tail"
         Online only. Which classes the tail stream draws from: the tail
-        classes (at most ``head_threshold`` samples), or every class (as CMO's
+        classes (at most ``head_threshold`` samples; the paper augments "a
+        given tail class" with "a head class"), or every class (as CMO's
         minority sampler does; a head-class sample of the tail stream is then
-        augmented with another head class).
+        augmented with another head class). With ``"all"`` a data set without
+        tail classes is still augmented throughout.
     memory_budget : int, default=2**30
         Bytes the dense per-class d x d covariances may take (``4 * n_classes
         * d**2`` in float32: 87 MB at d = 384 with 147 classes, 16.8 GB at d =
@@ -840,14 +844,20 @@ class SMARTAugmenter(BaseOverSampler):
 
     Notes
     -----
-    Departures from the paper, each a parameter (see the user guide for the
-    measurements): ``feature_scale``, ``omega``, ``omega_bounds`` and
-    ``zero_covariance_weight`` above; the running covariance includes the
-    between-batch term of the pooled covariance, which Eq. 3 leaves out (with
-    fixed features Eq. 3 alone underestimates a covariance by the factor
-    ``(M_k - 1) / M_k`` of a class's per-batch count, and keeps it at 0 for a
-    class drawn once per batch). A class covariance is never stored as a
-    d x d matrix, so 1,000 classes at d = 2048 fit in the memory of the data.
+    Departures from the paper, each a parameter (see the user guide's table
+    "Departures and what is not implemented" for the measurements):
+    ``augmented_variance``, ``feature_scale``, ``omega``, ``omega_bounds``,
+    ``zero_covariance_weight`` and ``prior_correction`` above; the tail
+    stream (``tail_sampling``, ``tail_classes``) and the head partner of a tail
+    sample are inferences, since the paper does not define its samplers. The
+    running covariance includes the between-batch term of the pooled
+    covariance, which Eq. 3 leaves out (with fixed features Eq. 3 alone
+    underestimates a covariance by the factor ``(M_k - 1) / M_k`` of a class's
+    per-batch count, and keeps it at 0 for a class drawn once per batch).
+    ``omega`` is computed before the ``augmented_variance`` rescaling, and the
+    estimator's loss divides by ``sum(w)``, not ``n`` (Eq. 10). Dense class
+    covariances are kept only within ``memory_budget``, so 1,000 classes at
+    d = 2048 fit in the memory of the data.
 
     References
     ----------
@@ -906,7 +916,7 @@ class SMARTAugmenter(BaseOverSampler):
         zero_covariance_weight=1.0,
         statistics="running",
         prior_correction="logit_adjust",
-        tail_sampling="reversed",
+        tail_sampling="balanced",
         tail_classes="tail",
         memory_budget=_DENSE_BUDGET,
         random_state=None,
