@@ -11,7 +11,11 @@ so that a later call only adds what is missing, and the markdown is rendered fro
 - ``sampler``   the imbalanced-learn route: Pipeline(StandardScaler, SMARTAugmenter, LinearClassifier);
 - ``memory``    peak memory and time per training batch of the online hook at ``--n/--d/--classes``
                 (default: ImageNet-LT features, 115,846 x 2048, 1,000 classes), in a fresh process;
-- ``speed``     epoch time through skorch vs a raw torch loop with the same hook, and the GEMM bound.
+- ``speed``     epoch time through skorch vs a raw torch loop with the same hook, and the GEMM bound;
+- ``ratio``     fit time of online SMART over the plain LinearClassifier (interleaved), dense statistics
+                vs the factor route, on ``--data`` and on its 128-d random projection;
+- ``ablate``    the changed default (validation, then test, paired with BSCE) and the single-factor
+                ablations between the defaults and the paper-literal configuration (validation).
 
 Timings on a shared 2-core machine are noisy: rerun at full scale on a quiet machine for speed claims.
 
@@ -40,45 +44,85 @@ DIAGNOSIS_FILE = RESULTS / "smart_diagnosis.md"
 # ----------------------------------------------------------------------------- configurations
 # "loss|key=value|..." ; keys are SMARTAugmenter parameters, plus ``stream=1`` (the tail stream with its
 # weights but without the transform: the ablation that isolates the augmentation) and ``epochs=N``.
+# Every row with an augmenter names its prior_correction: rows cached before it existed ran with the
+# former default, prior_correction="reweight" (then keep_class_prior=True), and were relabelled so.
+# ``self_pairing=1`` marks rows run before the partner fix, when head_threshold=None let a tail sample
+# borrow from its own class (the paper: "a head class").
 PAPER_LITERAL = (
-    "tau=1|head_threshold=None|augmented_variance=None|feature_scale=None|omega=paper|omega_bounds=None"
-    "|zero_covariance_weight=None|keep_class_prior=False"
+    "tau=1|head_threshold=100|augmented_variance=None|feature_scale=None|omega=paper|omega_bounds=None"
+    "|zero_covariance_weight=None|prior_correction=None|tail_sampling=balanced|tail_classes=all"
 )
+OLD_PAPER_LITERAL = (
+    "tau=1|head_threshold=None|augmented_variance=None|feature_scale=None|omega=paper|omega_bounds=None"
+    "|zero_covariance_weight=None|prior_correction=None|self_pairing=1|tail_sampling=reversed"
+)
+# ``tail_sampling=reversed`` likewise marks rows run with the class-reversed tail stream, the default before
+# tail_sampling existed: every configuration names the options whose default changed.
+REV = "|tail_sampling=reversed"
+RW = "|prior_correction=reweight" + REV
+LA = "|prior_correction=logit_adjust"
+LA_REV = LA + REV
+NONE_REV = "|prior_correction=None" + REV
 
 EFFECT_ROWS = [
     ("BSCE", "bsce"),
-    ("BSCE + tail stream, no transform", "bsce|stream=1|omega=none"),
-    ("BSCE + SMART (defaults)", "bsce|smart=1"),
-    ("BSCE + SMART, omega='none'", "bsce|omega=none"),
+    ("BSCE + tail stream, no transform (reweight)", "bsce|stream=1|omega=none" + RW),
+    ("BSCE + SMART (former defaults: reweight)", "bsce|smart=1" + RW),
+    ("BSCE + SMART, prior_correction='logit_adjust', reversed tail stream", "bsce" + LA_REV),
+    ("BSCE + SMART, omega='none' (reweight)", "bsce|omega=none" + RW),
+    ("BSCE + SMART, logit_adjust, class-balanced tail stream (defaults)", "bsce" + LA + "|tail_sampling=balanced"),
     ("BSCE + SMART, paper-literal", "bsce|" + PAPER_LITERAL),
+    ("BSCE + SMART, former paper-literal (self-pairing)", "bsce|" + OLD_PAPER_LITERAL),
     ("CE", "ce"),
-    ("CE + tail stream, no transform", "ce|stream=1|omega=none|keep_class_prior=False"),
-    ("CE + SMART (paper's 'SMART' row)", "ce|keep_class_prior=False"),
+    ("CE + tail stream, no transform", "ce|stream=1|omega=none" + NONE_REV),
+    ("CE + SMART (paper's 'SMART' row)", "ce" + NONE_REV),
 ]
 # letter's balanced-softmax head is not converged at the default 30 epochs (see the user guide)
 CONVERGED_ROWS = [
     ("BSCE, 120 epochs", "bsce|epochs=120"),
-    ("BSCE + tail stream, no transform, 120 epochs", "bsce|stream=1|omega=none|epochs=120"),
-    ("BSCE + SMART (defaults), 120 epochs", "bsce|smart=1|epochs=120"),
+    ("BSCE + tail stream, no transform, 120 epochs", "bsce|stream=1|omega=none|epochs=120" + RW),
+    ("BSCE + SMART (former defaults), 120 epochs", "bsce|smart=1|epochs=120" + RW),
 ]
 DEFAULT_GRID = [
     "bsce",
-    "bsce|stream=1|omega=none",
-    *[f"bsce|tau={t}" for t in (0, 0.1, 1, 10)],
-    "bsce|tau=1|augmented_variance=tail",
-    "bsce|tau=0|augmented_variance=None",
-    "bsce|tau=1|augmented_variance=None",
-    "bsce|tau=1|omega=none",
-    "bsce|tau=1|omega=paper",
-    "bsce|tau=1|omega=paper|omega_bounds=None",
-    "bsce|tau=1|statistics=exact",
-    "bsce|tau=1|keep_class_prior=False",
-    "bsce|tau=1|feature_scale=None",
+    "bsce|stream=1|omega=none" + RW,
+    *[f"bsce|tau={t}" + RW for t in (0, 0.1, 1, 10)],
+    "bsce|tau=1|augmented_variance=tail" + RW,
+    "bsce|tau=0|augmented_variance=None" + RW,
+    "bsce|tau=1|augmented_variance=None" + RW,
+    "bsce|tau=1|omega=none" + RW,
+    "bsce|tau=1|omega=paper" + RW,
+    "bsce|tau=1|omega=paper|omega_bounds=None" + RW,
+    "bsce|tau=1|statistics=exact" + RW,
+    "bsce|tau=1" + NONE_REV,
+    "bsce|tau=1|feature_scale=None" + RW,
 ]
 ONE_SAMPLE_GRID = [  # icd10cm at imbalance 200 has one-sample classes
     "bsce|ir=200",
-    "bsce|ir=200|smart=1",
-    "bsce|ir=200|zero_covariance_weight=None",
+    "bsce|ir=200|smart=1" + RW,
+    "bsce|ir=200|zero_covariance_weight=None" + RW,
+]
+
+
+def _literal_with(**restore):
+    """The paper-literal configuration with some factors set back to the library's defaults."""
+    parts = dict(p.split("=") for p in PAPER_LITERAL.split("|"))
+    parts.update(restore)
+    return "bsce|" + "|".join(f"{k}={v}" for k, v in parts.items())
+
+
+# single-factor ablations (validation split): the new options from the defaults, and the paper-literal
+# configuration with one factor at a time set back to the default
+ABLATIONS = [
+    ("logit_adjust, reversed tail stream (before the tail_sampling choice)", "bsce" + LA_REV),
+    ("paper-literal", "bsce|" + PAPER_LITERAL),
+    ("literal, augmented_variance='head'", _literal_with(augmented_variance="head")),
+    ("literal, feature_scale='auto'", _literal_with(feature_scale="auto")),
+    ("literal, omega='relative', omega_bounds=(0, 5)", _literal_with(omega="relative", omega_bounds="0:5")),
+    ("literal, prior_correction='logit_adjust'", _literal_with(prior_correction="logit_adjust")),
+    ("literal, reversed tail stream over tail classes", _literal_with(tail_sampling="reversed", tail_classes="tail")),
+    ("logit_adjust, tail_sampling='balanced', tail_classes='all'", "bsce" + LA + "|tail_sampling=balanced|tail_classes=all"),
+    ("logit_adjust, tail_sampling='balanced' (the defaults)", "bsce" + LA + "|tail_sampling=balanced"),
 ]
 
 
@@ -98,13 +142,18 @@ def parse(cfg):
         if key in ("epochs", "ir"):
             options[key] = float(value) if key == "ir" else int(value)
             continue
+        if key == "self_pairing":  # a label of rows run with the former partner rule: not reproducible now
+            continue
+        if key == "omega_bounds" and ":" in value:
+            params[key] = tuple(float(v) for v in value.split(":"))
+            continue
         if value == "None":
             value = None if key != "omega_bounds" else (None, None)
         elif value in ("True", "False"):
             value = value == "True"
         else:
             try:
-                value = float(value)
+                value = int(value) if value.isdigit() else float(value)
             except ValueError:
                 pass
         params[key] = value
@@ -450,6 +499,43 @@ def run_speed(name, seed, device, threads=1, epochs=3):
     return rows
 
 
+def run_ratio(name, seed, device, epochs=3, repeats=2, project=None):
+    """Fit time of online SMART over the same LinearClassifier without augmenter, interleaved in one process.
+
+    Three fits per repeat, in turn: no augmenter, SMART (defaults: dense statistics within
+    ``memory_budget``), SMART with ``memory_budget=0`` (the factor route, the former behaviour). ``project``:
+    a random Gaussian projection of the standardised features to that many dimensions (seeded), for a
+    data set of that width with icd10cm's classes.
+    """
+    from sklearn_lt.augmentation import SMARTAugmenter
+    from sklearn_lt.linear_model import LinearClassifier
+
+    data, scaler = load(name, seed)
+    X = scaler.fit_transform(data.X_train).astype(np.float32)
+    if project:
+        X = (X @ np.random.default_rng(seed).normal(size=(X.shape[1], project)) / np.sqrt(X.shape[1])).astype(np.float32)
+    y = data.y_train
+    setups = {
+        "no augmenter": None,
+        "SMART (dense statistics)": lambda: SMARTAugmenter(),
+        "SMART (factor route, memory_budget=0)": lambda: SMARTAugmenter(memory_budget=0),
+    }
+    times = {k: [] for k in setups}
+    for _ in range(repeats):
+        for label, make in setups.items():
+            clf = LinearClassifier(loss="balanced_softmax", augmenter=make() if make else None, max_epochs=epochs,
+                                   random_state=seed, device=device)
+            start = time.perf_counter()
+            clf.fit(X, y)
+            times[label].append(time.perf_counter() - start)
+    base = np.array(times["no augmenter"])
+    row = {"data": name if not project else f"{name} projected to {project}-d", "n": X.shape[0], "d": X.shape[1],
+           "classes": int(len(np.unique(y))), "epochs": epochs, "repeats": repeats}
+    for label in setups:
+        row[label] = float(np.median(np.array(times[label]) / base))
+    return row
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -469,21 +555,34 @@ def table(rows, section, name, entries, columns=("acc", "many", "medium", "few",
 
 
 PAIRED = [  # (label, cfg, reference cfg): paired over seeds (same split, same initialisation)
-    ("SMART (defaults) - BSCE", "bsce|smart=1", "bsce"),
-    ("tail stream, no transform - BSCE", "bsce|stream=1|omega=none", "bsce"),
-    ("SMART (defaults) - tail stream, no transform", "bsce|smart=1", "bsce|stream=1|omega=none"),
-    ("SMART, omega='none' - tail stream, no transform", "bsce|omega=none", "bsce|stream=1|omega=none"),
-    ("120 epochs: SMART (defaults) - BSCE", "bsce|smart=1|epochs=120", "bsce|epochs=120"),
-    ("120 epochs: tail stream, no transform - BSCE", "bsce|stream=1|omega=none|epochs=120", "bsce|epochs=120"),
-    ("120 epochs: SMART (defaults) - tail stream", "bsce|smart=1|epochs=120", "bsce|stream=1|omega=none|epochs=120"),
-    ("CE + SMART - CE", "ce|keep_class_prior=False", "ce"),
-    ("CE + SMART - CE + tail stream, no transform", "ce|keep_class_prior=False", "ce|stream=1|omega=none|keep_class_prior=False"),
+    ("SMART, logit_adjust, reversed tail stream - BSCE", "bsce" + LA_REV, "bsce"),
+    ("SMART, paper-literal - BSCE", "bsce|" + PAPER_LITERAL, "bsce"),
+    ("SMART, logit_adjust, class-balanced tail stream (defaults) - BSCE", "bsce" + LA + "|tail_sampling=balanced", "bsce"),
+    ("SMART, logit_adjust - SMART, reweight (reversed tail stream)", "bsce" + LA_REV, "bsce|smart=1" + RW),
+    ("SMART (former defaults, reweight) - BSCE", "bsce|smart=1" + RW, "bsce"),
+    ("tail stream, no transform - BSCE", "bsce|stream=1|omega=none" + RW, "bsce"),
+    ("SMART (reweight) - tail stream, no transform", "bsce|smart=1" + RW, "bsce|stream=1|omega=none" + RW),
+    ("SMART, omega='none' - tail stream, no transform", "bsce|omega=none" + RW, "bsce|stream=1|omega=none" + RW),
+    ("120 epochs: SMART (reweight) - BSCE", "bsce|smart=1|epochs=120" + RW, "bsce|epochs=120"),
+    ("120 epochs: tail stream, no transform - BSCE", "bsce|stream=1|omega=none|epochs=120" + RW, "bsce|epochs=120"),
+    ("120 epochs: SMART (reweight) - tail stream", "bsce|smart=1|epochs=120" + RW, "bsce|stream=1|omega=none|epochs=120" + RW),
+    ("CE + SMART - CE", "ce" + NONE_REV, "ce"),
+    ("CE + SMART - CE + tail stream, no transform", "ce" + NONE_REV, "ce|stream=1|omega=none" + NONE_REV),
 ]
+
+
+def seeds_improved(rows, section, name, cfg, ref, column):
+    """``(mean, std, improved, n)`` of the per-seed differences ``cfg - ref`` in percentage points."""
+    a = {k[3]: r for k, r in rows.items() if k[:3] == (section, name, cfg)}
+    b = {k[3]: r for k, r in rows.items() if k[:3] == (section, name, ref)}
+    seeds = sorted(set(a) & set(b))
+    diff = 100 * np.array([a[s][column] - b[s][column] for s in seeds])
+    return (diff.mean(), diff.std(), int((diff > 0).sum()), len(seeds)) if seeds else None
 
 
 def paired_table(rows, datasets, columns=("acc", "few", "hmean")):
     """Per-seed differences (percentage points), mean ± std over the seeds both configurations ran."""
-    lines = ["| data | difference | " + " | ".join(columns) + " | seeds |", "|---|---|" + "---|" * (len(columns) + 1)]
+    lines = ["| data | difference | " + " | ".join(columns) + " | seeds improved (acc) |", "|---|---|" + "---|" * (len(columns) + 1)]
     for name in datasets:
         for label, cfg, ref in PAIRED:
             a = {k[3]: r for k, r in rows.items() if k[:3] == ("effect", name, cfg)}
@@ -495,7 +594,57 @@ def paired_table(rows, datasets, columns=("acc", "few", "hmean")):
             for c in columns:
                 diff = 100 * np.array([a[s][c] - b[s][c] for s in seeds])
                 cells.append(f"{diff.mean():+.1f} ± {diff.std():.1f}")
-            lines.append(f"| {name} | {label} | " + " | ".join(cells) + f" | {len(seeds)} |")
+            improved = int(sum(a[s]["acc"] > b[s]["acc"] for s in seeds))
+            lines.append(f"| {name} | {label} | " + " | ".join(cells) + f" | {improved}/{len(seeds)} |")
+    return "\n".join(lines)
+
+
+def with_epochs(cfg, epochs):
+    return cfg if epochs == 30 else f"{cfg}|epochs={epochs}"
+
+
+def run_plan(seeds, device, part=("letter", "icd10cm")):
+    first = "bsce" + LA_REV
+    if "letter" in part:
+        run_plan_letter(seeds, device, first)
+    if "icd10cm" in part:
+        run_plan_icd10cm(seeds, device)
+
+
+def run_plan_letter(seeds, device, first):
+    run_grid("defaults", ["letter"], ["bsce", first], seeds, device, protocol="validation")
+    run_grid("effect", ["letter"], ["bsce", first], seeds, device)
+    for seed in seeds:
+        run_grid("defaults", ["letter"], [cfg for _, cfg in ABLATIONS], [seed], device, protocol="validation")
+    run_grid("effect", ["letter"], ["bsce|" + PAPER_LITERAL], seeds, device)
+
+
+BALANCED_TAIL = "bsce" + LA + "|tail_sampling=balanced"  # the defaults since the ablations
+
+
+def run_plan_icd10cm(seeds, device):
+    run_grid("effect", ["letter"], [BALANCED_TAIL], seeds, device)  # letter's test rows: a minute
+    for seed in seeds:
+        # the literal configuration and its single-factor variants first: they explain the collapse
+        order = [cfg for label, cfg in ABLATIONS if "literal" in label] + [
+            cfg for label, cfg in ABLATIONS if "literal" not in label and "tail_classes='all'" not in label
+        ]
+        cfgs = [with_epochs(c, 5) for c in ["bsce", *order]]
+        run_grid("defaults", ["icd10cm"], cfgs, [seed], device, protocol="validation")
+    run_grid("effect", ["icd10cm"], [BALANCED_TAIL], seeds, device)  # the defaults, 30 epochs: the slow part
+
+
+def ablation_table(rows, name, columns=("bacc", "few", "many"), epochs=30):
+    lines = ["| setting | " + " | ".join(columns) + " | bacc - BSCE | seeds improved |", "|---|" + "---|" * (len(columns) + 3)]
+    for label, cfg in ABLATIONS:
+        cfg = with_epochs(cfg, epochs)
+        runs = [r for (s, d, c, _), r in rows.items() if (s, d, c) == ("defaults", name, cfg)]
+        if not runs:
+            continue
+        cells = " | ".join(mean_std([r[k] for r in runs]) for k in columns)
+        paired = seeds_improved(rows, "defaults", name, cfg, with_epochs("bsce", epochs), "bacc")
+        diff = f"{paired[0]:+.1f} ± {paired[1]:.1f} | {paired[2]}/{paired[3]}" if paired else "- | -"
+        lines.append(f"| {label} | {cells} | {diff} |")
     return "\n".join(lines)
 
 
@@ -515,7 +664,7 @@ def diagnose_table(rows, name):
     return "\n".join(lines)
 
 
-def render(datasets, memory_rows, speed_rows):
+def render(datasets, memory_rows, speed_rows, ratio_rows=()):
     rows = cached()
     out = [
         "# SMART (SMARTAugmenter) benchmark",
@@ -581,6 +730,13 @@ def render(datasets, memory_rows, speed_rows):
                 grid,
                 "",
             ]
+        for epochs in (30, 5):
+            ablation = ablation_table(rows, name, epochs=epochs)
+            if ablation.count("\n") > 1:
+                section_tables += [
+                    f"### Single-factor ablations on `{name}`, {epochs} epochs: validation split (20 % of the "
+                    f"training data), paired against BSCE ({epochs} epochs) on the same split", "", ablation, "",
+                ]
         diag = diagnose_table(rows, name)
         if diag.count("\n") > 1:
             section_tables += [
@@ -622,6 +778,14 @@ def render(datasets, memory_rows, speed_rows):
             f"would take {dense:.1f} GiB at the largest scale above. The time per batch is the d x d work of SMART "
             "(a softmax over d^2 entries per (tail, head) pair; tau=0 needs none): a GPU's job at d = 2048.",
         ]
+    if ratio_rows:
+        out += ["", "## Fit time of online SMART over the same LinearClassifier without augmenter "
+                "(balanced softmax; median ratio of interleaved fits in one process, shared 2-core CPU, 1 thread)", ""]
+        out += ["| data | n | d | classes | epochs x repeats | SMART, dense statistics | SMART, factor route |",
+                "|---|---|---|---|---|---|---|"]
+        for r in ratio_rows:
+            out.append(f"| {r['data']} | {r['n']} | {r['d']} | {r['classes']} | {r['epochs']} x {r['repeats']} | "
+                       f"{r['SMART (dense statistics)']:.1f} | {r['SMART (factor route, memory_budget=0)']:.1f} |")
     if DIAGNOSIS_FILE.exists():
         out += ["", DIAGNOSIS_FILE.read_text().strip()]
     if speed_rows:
@@ -638,7 +802,7 @@ def main(argv=None):
     global TailStreamOnly
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--section", nargs="+", default=["effect", "sampler"],
-                        choices=["effect", "defaults", "sampler", "diagnose", "memory", "speed", "report"])
+                        choices=["effect", "defaults", "ablate", "plan", "sampler", "diagnose", "memory", "speed", "ratio", "report"])
     parser.add_argument("--data", nargs="+", default=["letter", "icd10cm", "wordnet"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--device", default="cpu")
@@ -662,6 +826,21 @@ def main(argv=None):
             run_grid("effect", ["icd10cm"], ONE_SAMPLE_GRID, args.seeds, args.device)
         if "letter" in args.data:
             run_grid("effect", ["letter"], [cfg for _, cfg in CONVERGED_ROWS], args.seeds, args.device)
+    if "plan" in args.section:
+        # what a shared 2-core machine affords in an hour: letter's full plan; icd10cm's single-factor
+        # ablations at 5 epochs (paired with BSCE at 5 epochs), seed by seed; then its paired test rows
+        # (``--data letter`` or ``--data icd10cm`` for one part)
+        run_plan(args.seeds, args.device, part=args.data)
+    if "ablate" in args.section:
+        # the changed default first (validation, then test, paired with BSCE), then the single-factor
+        # ablations seed by seed, so that an interrupted run still covers every factor
+        first = "bsce" + LA_REV
+        for name in args.data:
+            run_grid("defaults", [name], ["bsce", first], args.seeds, args.device, protocol="validation")
+            run_grid("effect", [name], ["bsce", first], args.seeds, args.device)
+            for seed in args.seeds:
+                run_grid("defaults", [name], [cfg for _, cfg in ABLATIONS], [seed], args.device, protocol="validation")
+            run_grid("effect", [name], ["bsce|" + PAPER_LITERAL], args.seeds, args.device)
     if "diagnose" in args.section:
         run_grid("diagnose", args.data, list(DIAGNOSE_CFGS), args.seeds, args.device)
     if "sampler" in args.section:
@@ -675,14 +854,21 @@ def main(argv=None):
             print(json.dumps(row), flush=True)
             key = lambda r: (r["n"], r["d"], r["classes"], r["statistics"], r.get("tau"), r.get("device", "cpu"))
             scale["memory"] = [r for r in scale["memory"] if key(r) != key(row)] + [row]
+    if "ratio" in args.section:
+        scale.setdefault("ratio", [])
+        for name in args.data:
+            for project in (None, 128):
+                row = run_ratio(name, args.seeds[0], args.device, project=project)
+                print(json.dumps(row), flush=True)
+                scale["ratio"] = [r for r in scale["ratio"] if r["data"] != row["data"]] + [row]
     if "speed" in args.section:
         for name in args.data:
             scale["speed"][f"{name} ({args.device})"] = run_speed(name, args.seeds[0], args.device, args.threads)
             print(name, scale["speed"][f"{name} ({args.device})"], flush=True)
-    if "memory" in args.section or "speed" in args.section:
+    if "memory" in args.section or "speed" in args.section or "ratio" in args.section:
         RESULTS.mkdir(exist_ok=True)
         extra.write_text(json.dumps(scale, indent=1))
-    Path(args.out).write_text(render(args.data, scale["memory"], scale["speed"]))
+    Path(args.out).write_text(render(args.data, scale["memory"], scale["speed"], scale.get("ratio", [])))
     print(f"wrote {args.out}")
 
 

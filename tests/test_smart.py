@@ -265,7 +265,8 @@ def test_batch_hook_shapes_weights_and_streams():
     X, y = make_classes(rng, [300, 150, 20, 6, 2], 8)
     X = X.astype(np.float32)
     sampler = ShuffledBatchSampler(len(y), 64, generator=torch.Generator().manual_seed(0))
-    hook, train_sampler = SMARTAugmenter(head_threshold=100).make_train_batch_hook(X, y, sampler=sampler)
+    aug = SMARTAugmenter(head_threshold=100, tail_sampling="reversed", tail_classes="tail")
+    hook, train_sampler = aug.make_train_batch_hook(X, y, sampler=sampler)
     Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
     tail_labels = []
     for idx in train_sampler:
@@ -277,28 +278,173 @@ def test_batch_hook_shapes_weights_and_streams():
         assert torch.all(torch.isfinite(Xb)) and torch.all(wb >= 0)
         tail_labels.append(yb[n:])
     tail_labels = torch.cat(tail_labels).numpy()
-    assert set(tail_labels) <= {2, 3, 4}  # only tail classes, drawn in proportion to 1 / n_c
+    assert set(tail_labels) <= {2, 3, 4}  # only tail classes, drawn in proportion to 1 / n_c (the default)
     freq = np.bincount(tail_labels, minlength=5)[2:] / len(tail_labels)
     expected = np.array([1 / 20, 1 / 6, 1 / 2]) / (1 / 20 + 1 / 6 + 1 / 2)
     np.testing.assert_allclose(freq, expected, atol=0.06)
 
 
-def test_keep_class_prior_restores_the_head_stream_class_mix():
+def test_reweight_prior_correction_restores_the_head_stream_class_mix():
     rng = np.random.default_rng(10)
     X, y = make_classes(rng, [400, 200, 20, 5], 4)
     X = X.astype(np.float32)
-    total = {True: np.zeros(4), False: np.zeros(4)}
-    for keep in (True, False):
+    total = {"reweight": np.zeros(4), None: np.zeros(4)}
+    for correction in total:
         sampler = ShuffledBatchSampler(len(y), 125, generator=torch.Generator().manual_seed(0))
-        aug = SMARTAugmenter(head_threshold=100, omega="none", keep_class_prior=keep)
+        aug = SMARTAugmenter(head_threshold=100, omega="none", prior_correction=correction, tail_sampling="reversed",
+                             tail_classes="tail")
         hook, s = aug.make_train_batch_hook(X, y, sampler=sampler)
         for _ in range(20):
             for idx in s:
                 _, (yb, wb) = hook((torch.as_tensor(X)[idx], torch.as_tensor(y)[idx]))
-                total[keep] += np.bincount(yb.numpy(), weights=wb.numpy(), minlength=4)
+                total[correction] += np.bincount(yb.numpy(), weights=wb.numpy(), minlength=4)
     prior = np.bincount(y) / len(y)
-    np.testing.assert_allclose(total[True] / total[True].sum(), prior, atol=0.01)
-    assert total[False][3] / total[False].sum() > 10 * prior[3]
+    np.testing.assert_allclose(total["reweight"] / total["reweight"].sum(), prior, atol=0.01)
+    assert total[None][3] / total[None].sum() > 10 * prior[3]
+
+
+def test_logit_adjust_prior_correction_keeps_weights_and_moves_the_prior_to_the_mixed_stream():
+    # the default adds the augmented samples (real ones keep weight 1, as in the paper) and lets balanced
+    # softmax adjust for the class frequencies of the two streams together
+    from sklearn_lt.torch import LogitAdjustedLoss
+
+    rng = np.random.default_rng(16)
+    sizes = [400, 200, 20, 5]
+    X, y = make_classes(rng, sizes, 4)
+    X = X.astype(np.float32)
+    sampler = ShuffledBatchSampler(len(y), 125, generator=torch.Generator().manual_seed(0))
+    aug = SMARTAugmenter(head_threshold=100, omega="none", tail_sampling="reversed", tail_classes="tail")
+    hook, s = aug.make_train_batch_hook(X, y, sampler=sampler)
+    for idx in s:
+        _, (_, wb) = hook((torch.as_tensor(X)[idx], torch.as_tensor(y)[idx]))
+        assert torch.all(wb == 1)
+    counts = np.array(sizes, dtype=float)
+    tail = np.array([0, 0, 1 / 20, 1 / 5])
+    mixed = (counts / counts.sum() + tail / tail.sum()) / 2
+    adapted = hook.adapt_criterion(LogitAdjustedLoss(counts, tau=1.0))
+    expected = LogitAdjustedLoss(mixed * len(y), tau=1.0)  # as counts: a constant factor cancels in softmax
+    logits, labels = torch.randn(50, 4), torch.as_tensor(rng.integers(0, 4, 50))
+    np.testing.assert_allclose(float(adapted(logits, labels)), float(expected(logits, labels)), rtol=1e-5)
+    ce = LogitAdjustedLoss(tau=0.0)
+    assert hook.adapt_criterion(ce) is ce  # plain cross-entropy corrects for no prior: nothing to move
+    clf = LinearClassifier(loss="balanced_softmax", augmenter=aug, max_epochs=1, random_state=0, device="cpu").fit(X, y)
+    np.testing.assert_allclose(float(clf.net_.criterion_(logits, labels)), float(expected(logits, labels)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("tail_sampling, tail_classes", [("balanced", "all"), ("balanced", "tail"), ("reversed", "all")])
+# ("reversed", "tail") is test_batch_hook_shapes_weights_and_streams
+def test_tail_stream_options(tail_sampling, tail_classes):
+    rng = np.random.default_rng(17)
+    sizes = [300, 150, 20, 6, 2]
+    X, y = make_classes(rng, sizes, 3)
+    X = X.astype(np.float32)
+    sampler = ShuffledBatchSampler(len(y), 100, generator=torch.Generator().manual_seed(0))
+    aug = SMARTAugmenter(head_threshold=100, tail_sampling=tail_sampling, tail_classes=tail_classes)
+    hook, s = aug.make_train_batch_hook(X, y, sampler=sampler)
+    labels = []
+    for _ in range(15):
+        for idx in s:
+            _, (yb, _) = hook((torch.as_tensor(X)[idx], torch.as_tensor(y)[idx]))
+            labels.append(yb[len(idx):].numpy())
+    labels = np.concatenate(labels)
+    drawn = np.arange(5) if tail_classes == "all" else np.array([2, 3, 4])
+    per_class = np.ones(len(drawn)) if tail_sampling == "balanced" else 1 / np.array(sizes)[drawn]
+    freq = np.bincount(labels, minlength=5)[drawn] / len(labels)
+    np.testing.assert_allclose(freq, per_class / per_class.sum(), atol=0.03)
+    assert np.isin(labels, drawn).all()
+
+
+@pytest.mark.parametrize("head_threshold, tail_classes", [(None, "tail"), (100, "all")])
+def test_a_tail_sample_borrows_from_a_head_class_other_than_its_own(head_threshold, tail_classes):
+    # the paper pairs a tail sample with "a head class"; the former head_threshold=None paired ~1 in C
+    # samples with their own class (the paired head-stream sample was of the same class)
+    rng = np.random.default_rng(18)
+    sizes = [300, 200, 150, 20, 6]
+    X, y = make_classes(rng, sizes, 3)
+    X = X.astype(np.float32)
+    sampler = ShuffledBatchSampler(len(y), 64, generator=torch.Generator().manual_seed(0))
+    aug = SMARTAugmenter(head_threshold=head_threshold, tail_classes=tail_classes, tail_sampling="balanced")
+    hook, s = aug.make_train_batch_hook(X, y, sampler=sampler)
+    pairs = []
+
+    def spy(stats, F, tail, head, tau, **kwargs):
+        pairs.append(torch.stack([tail, head], 1).numpy())
+        return _transfer(stats, F, tail, head, tau, **kwargs)
+
+    hook.transfer = spy
+    for idx in s:
+        hook((torch.as_tensor(X)[idx], torch.as_tensor(y)[idx]))
+    pairs = np.concatenate(pairs)
+    assert not np.any(pairs[:, 0] == pairs[:, 1])
+    heads = np.arange(5) if head_threshold is None else np.array([0, 1, 2])
+    assert np.isin(pairs[:, 1], heads).all()
+    if tail_classes == "all":
+        assert np.isin(pairs[:, 0], [0, 1, 2]).any()  # head classes are augmented too, by another head class
+
+
+# ---------------------------------------------------------------- dense statistics vs the factor route
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), running=st.booleans(), d=st.integers(1, 7), tau=st.sampled_from([0.0, 1.0, 5.0]))
+def test_dense_statistics_give_the_factor_routes_transfer(seed, running, d, tau):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 40, size=6)
+    X, y = make_classes(rng, sizes, d)
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    rows = torch.as_tensor(rng.integers(0, len(y), 3 * len(y)))
+    idx = torch.as_tensor(rng.integers(0, len(y), 10))
+    heads = torch.as_tensor(rng.integers(0, len(sizes), 10))
+    results = []
+    for budget in (None, 2**30):
+        stats = _ClassStatistics(Xt, yt, len(sizes), 1.3, running=running, dense_budget=budget)
+        assert (stats.dense is not None) == (budget is not None)
+        if running:  # several batches, so that the dense scatter is built from queued rank-one updates
+            for part in torch.tensor_split(rows, 5):
+                stats.update(part)
+        Z = stats.factors(torch.arange(len(sizes)))
+        np.testing.assert_allclose(stats.covariances(torch.arange(len(sizes))).numpy(), (Z.mT @ Z).numpy(),
+                                   rtol=1e-9, atol=1e-12)
+        results.append(_transfer(stats, Xt[idx], yt[idx], heads, tau, variance="head"))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-7, atol=1e-9)
+
+
+def test_dense_and_factor_routes_give_the_same_fit_and_the_same_seed_the_same_result():
+    rng = np.random.default_rng(19)
+    X, y = make_classes(rng, [300, 150, 40, 12, 5, 3], 6)
+    X = X.astype(np.float32)
+    fit = lambda budget, seed=0: LinearClassifier(
+        loss="balanced_softmax", augmenter=SMARTAugmenter(memory_budget=budget), max_epochs=3,
+        random_state=seed, device="cpu").fit(X, y)
+    dense, factor = fit(2**30), fit(0)
+    np.testing.assert_allclose(dense.coef_, factor.coef_, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(dense.predict(X), factor.predict(X))
+    np.testing.assert_array_equal(fit(2**30).coef_, dense.coef_)  # same seed, same result
+    np.testing.assert_array_equal(fit(0).coef_, factor.coef_)
+    hooks = []
+    for budget in (2**30, 0):
+        sampler = ShuffledBatchSampler(len(y), 64, generator=torch.Generator().manual_seed(3))
+        hook, s = SMARTAugmenter(memory_budget=budget).make_train_batch_hook(X, y, sampler=sampler)
+        assert (hook.stats.dense is not None) == (budget > 0)
+        hooks.append([hook((torch.as_tensor(X)[idx], torch.as_tensor(y)[idx])) for idx in s])
+    for (Xa, (ya, wa)), (Xb, (yb, wb)) in zip(*hooks):
+        np.testing.assert_array_equal(ya.numpy(), yb.numpy())
+        np.testing.assert_allclose(Xa.numpy(), Xb.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(wa.numpy(), wb.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_dense_statistics_stay_within_the_memory_budget():
+    from sklearn_lt.augmentation._smart import _dense_bytes
+
+    rng = np.random.default_rng(20)
+    X, y = make_classes(rng, [30, 20, 10], 8)
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    need = _dense_bytes(3, 8, element_size=8)  # float64 features: float64 covariances
+    assert _ClassStatistics(Xt, yt, 3, 1.0, running=True, dense_budget=need).dense is not None
+    assert _ClassStatistics(Xt, yt, 3, 1.0, running=True, dense_budget=need - 1).dense is None
+    # d = 2048 with 1,000 classes is far beyond the default budget: the factor route
+    assert _dense_bytes(1000, 2048) > SMARTAugmenter().memory_budget
 
 
 def test_estimator_with_augmenter_pickles_without_its_training_data():
@@ -401,17 +547,18 @@ def test_grid_search_over_tau_in_imblearn_pipeline(letter_lt):
 
 
 @pytest.mark.slow
-def test_online_smart_on_letter_lifts_few_shot_and_needs_the_class_prior_kept(letter_lt):
+def test_online_smart_on_letter_lifts_few_shot_and_needs_a_prior_correction(letter_lt):
     X, X_test, y, y_test = letter_lt
     kw = dict(loss="balanced_softmax", max_epochs=15, random_state=0, device="cpu")
-    base = LinearClassifier(**kw).fit(X, y).predict(X_test)
-    smart = LinearClassifier(augmenter=SMARTAugmenter(), **kw).fit(X, y).predict(X_test)
-    few_base = few_shot_accuracy(y_test, base, y_train=y)
-    few_smart = few_shot_accuracy(y_test, smart, y_train=y)
-    assert few_smart > few_base + 0.05
+    fit = lambda augmenter=None: LinearClassifier(augmenter=augmenter, **kw).fit(X, y).predict(X_test)
+    base, smart = fit(), fit(SMARTAugmenter())
+    reweight = fit(SMARTAugmenter(prior_correction="reweight"))
+    few = lambda pred: few_shot_accuracy(y_test, pred, y_train=y)
+    many = lambda pred: many_shot_accuracy(y_test, pred, y_train=y)
+    assert few(smart) > few(base) and few(reweight) > few(base) + 0.05
     assert (smart == y_test).mean() > (base == y_test).mean() - 0.01
     # balanced softmax already corrects for the class frequencies: adding the class-reversed tail stream
-    # without keeping the prior corrects twice and the many-shot classes collapse
-    twice = LinearClassifier(augmenter=SMARTAugmenter(keep_class_prior=False), **kw).fit(X, y).predict(X_test)
-    many = lambda pred: many_shot_accuracy(y_test, pred, y_train=y)
+    # with no correction corrects twice and the many-shot classes collapse; both corrections prevent it
+    twice = fit(SMARTAugmenter(prior_correction=None))
     assert many(twice) < many(base) - 0.2
+    assert min(many(smart), many(reweight)) > many(twice) + 0.2

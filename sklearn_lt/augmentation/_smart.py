@@ -7,12 +7,18 @@ One set of numerics serves both routes of :class:`SMARTAugmenter`:
 - ``make_train_batch_hook`` augments every training batch of the library's torch
   estimators (the paper's online scheme), with count-weighted running statistics.
 
-Memory. A class covariance is never stored as a d x d matrix: a class is kept as
-its rows of ``X`` (indices into the caller's array) with per-row weights, i.e. the
-factor ``Z_k = diag(sqrt(w / N_k)) (X_k - mu_k)`` with ``Sigma_k = Z_k^T Z_k``.
-``S = Sigma_t^T Sigma_h = Z_t^T ((Z_t Z_h^T) Z_h)`` is formed only for the
-(tail class, head class) pairs a batch needs, a chunk of pairs at a time, so the
-memory is ``O(n d + chunk d^2)`` whatever the number of classes.
+Memory. A class is always kept as its rows of ``X`` (indices into the caller's
+array) with per-row weights, i.e. the factor ``Z_k = diag(sqrt(w / N_k)) (X_k -
+mu_k)`` with ``Sigma_k = Z_k^T Z_k``. When the dense per-class d x d statistics
+of every class fit the augmenter's ``memory_budget`` they are kept as well
+(the running ones updated lazily: a class's pending rank-one terms are folded
+in when its covariance is next needed), and ``S = Sigma_t^T Sigma_h`` is
+``Z_t^T (Z_t Sigma_h)`` or ``Sigma_t Sigma_h``, whichever is cheaper. Beyond
+the budget (e.g. d = 2048 x 1,000 classes: 16 GiB) ``S = Z_t^T ((Z_t Z_h^T)
+Z_h)`` is formed from the factors only, for the (tail class, head class)
+pairs a batch needs, a chunk of pairs at a time, so the memory is ``O(n d +
+chunk d^2)`` whatever the number of classes. Both routes compute the same
+numbers.
 """
 
 import numbers
@@ -36,6 +42,8 @@ from ..utils._validation import label_repr
 EPS = 1e-8
 #: Bytes of d x d work arrays one chunk of pairs may hold (S and Sigma_th, 2 per pair).
 _CHUNK_BYTES = 256 * 2**20
+#: Default ``memory_budget``: bytes the dense per-class d x d statistics may take.
+_DENSE_BUDGET = 2**30
 
 
 # --------------------------------------------------------------------------------------
@@ -58,7 +66,7 @@ def _transfer_matrix(S, tau):
         G = (S == S.amax(dim=-1, keepdim=True)).to(S.dtype)
         G.div_(G.sum(dim=-1, keepdim=True))
         return G.mul_(S), 1.0
-    A = S.mul_(tau)
+    A = S if tau == 1 else S.mul_(tau)  # a pass over P d^2 numbers saved at the default
     return torch.softmax(A, dim=-1).mul_(A), 1.0 / tau
 
 
@@ -70,9 +78,16 @@ class _ClassStatistics:
     statistics); with ``running=True`` a row counts as often as :meth:`update`
     has seen it, which makes the statistics the count-weighted running ones of
     Eq. 2-3 (``alpha_k = M_k / N_k``), between-batch term included.
+
+    With ``dense_budget`` (bytes) and the ``n_classes`` d x d covariances
+    within it, they are also kept dense: exact ones computed once, running
+    ones updated lazily with the rank-one terms of Chan's update
+    (:meth:`covariance_table` folds in the queued terms of the classes it is
+    asked for), so that a covariance costs ``queued rows x d^2`` instead of
+    ``n_k d^2``.
     """
 
-    def __init__(self, X, y, n_classes, scale, *, running):
+    def __init__(self, X, y, n_classes, scale, *, running, dense_budget=None):
         self.X = X
         self.y = y
         self.n_classes = n_classes
@@ -96,6 +111,9 @@ class _ClassStatistics:
             self.means, self.variances = _class_moments(X, y, n_classes)
             self.variances /= self.scale**2
             self.distinct = counts
+        self.dense = None
+        if dense_budget is not None and _dense_bytes(n_classes, X.shape[1], X.element_size()) <= dense_budget:
+            self._init_dense()
 
     def update(self, indices):
         """Count the rows ``indices`` (with repetition) as seen, merging the batch into the running statistics.
@@ -124,17 +142,80 @@ class _ClassStatistics:
         shift = mean_b - self.means[touched]
         self.means[touched] += alpha * shift
         self.m2[touched] += m2_b + (alpha * n[:, None]) * shift * shift
+        if self.dense is not None:  # the same update, d x d: M2 += C_B^T C_B + alpha n shift shift^T
+            self._add_pending(torch.cat([labels, touched]), torch.cat([centred, shift * (alpha * n[:, None]).sqrt()]))
         self.seen[touched] = n + m
         self.variances[touched] = self.m2[touched] / self.seen[touched, None] / self.scale**2
+
+    def _init_dense(self):
+        d = self.X.shape[1]
+        # the covariances themselves (units of scale), current for a class as of its count _dense_seen
+        self.dense = torch.zeros(self.n_classes, d, d, dtype=self.X.dtype, device=self.X.device)
+        self._dense_seen = torch.zeros(self.n_classes, dtype=self.X.dtype, device=self.X.device)
+        self._stale = torch.zeros(self.n_classes, dtype=torch.bool, device=self.X.device)
+        self._pending_rows = self.X.new_zeros(0, d)
+        self._pending_labels = torch.zeros(0, dtype=torch.int64, device=self.X.device)
+        if not self.running:  # built once, in chunks of classes
+            step = max(1, int(_CHUNK_BYTES // max(1, (int(self.class_sizes.max()) + d) * d * self.X.element_size())))
+            for start in range(0, self.n_classes, step):
+                classes = torch.arange(start, min(start + step, self.n_classes), device=self.X.device)
+                Z = self.factors(classes)
+                self.dense[classes] = Z.mT @ Z
+            self._dense_seen = self.seen.clone()
+
+    def _add_pending(self, labels, rows):
+        """Queue rank-one terms ``rows[i] rows[i]^T`` of the scatter of class ``labels[i]``."""
+        self._pending_rows = torch.cat([self._pending_rows, rows])
+        self._pending_labels = torch.cat([self._pending_labels, labels])
+        self._stale[labels] = True
+        if len(self._pending_labels) > max(4096, len(self.y)):  # bound the queue: fold everything in
+            self._refresh(torch.nonzero(self._stale).squeeze(1))
+
+    def _refresh(self, classes):
+        """Bring the dense covariances of ``classes`` (unique, stale) up to date with the running statistics.
+
+        ``Sigma = M2 / N``: with ``M2`` grown by the queued rank-one terms ``D`` and ``N`` from ``N0`` to
+        ``N1``, ``Sigma_1 = Sigma_0 N0 / N1 + D / N1`` (one pass over each d x d matrix).
+        """
+        seen = self.seen[classes]
+        self.dense[classes] *= (self._dense_seen[classes] / seen.clamp_min(1.0))[:, None, None]
+        self._dense_seen[classes] = seen
+        self._stale[classes] = False
+        take = torch.isin(self._pending_labels, classes)
+        if not bool(take.any()):
+            return
+        labels, rows = self._pending_labels[take], self._pending_rows[take]
+        self._pending_labels, self._pending_rows = self._pending_labels[~take], self._pending_rows[~take]
+        order = torch.argsort(labels, stable=True)
+        labels, rows = labels[order], rows[order]
+        touched, counts = torch.unique_consecutive(labels, return_counts=True)
+        slot = torch.arange(len(labels), device=labels.device) - (torch.cumsum(counts, 0) - counts).repeat_interleave(counts)
+        local = torch.repeat_interleave(torch.arange(len(touched), device=labels.device), counts)
+        padded = rows.new_zeros(len(touched), int(counts.max()), rows.shape[1])
+        norm = (self.seen[touched].clamp_min(1.0) * self.scale**2).sqrt()
+        padded[local, slot] = rows / norm[local, None]
+        self.dense.index_add_(0, touched, padded.mT @ padded)
 
     def degenerate(self, classes):
         """Classes whose covariance is zero: one distinct sample (seen), or a total variance below ``EPS * d``."""
         return (self.distinct[classes] <= 1) | (self.variances[classes].sum(1) <= EPS * self.X.shape[1])
 
     def covariances(self, classes):
-        """Dense covariances (K, d, d) of ``classes``, in units of ``scale`` (small ``d`` only)."""
-        Z = self.factors(classes)
-        return Z.mT @ Z
+        """Dense covariances (K, d, d) of ``classes``, in units of ``scale``."""
+        if self.dense is None:
+            Z = self.factors(classes)
+            return Z.mT @ Z
+        return self.covariance_table(classes)[classes]
+
+    def covariance_table(self, classes):
+        """The (n_classes, d, d) table of dense covariances, current for ``classes`` (dense statistics only).
+
+        Indexing it by class gives a view, which spares the copy of a gather.
+        """
+        need = classes[self._stale[classes]]
+        if len(need):
+            self._refresh(torch.unique(need))
+        return self.dense
 
     def factors(self, classes):
         """Padded factors ``Z`` of shape (P, R, d), in units of ``scale``, with ``Sigma_k = Z^T Z``.
@@ -170,6 +251,15 @@ def _times_head_covariance(stats, A, heads, *, batched=None, budget=_CHUNK_BYTES
     batched = A.device.type != "cpu" if batched is None else batched
     out = torch.empty_like(A)
     K, w, d = A.shape
+    if stats.dense is not None:  # the head covariances are at hand: one (w, d) x (d, d) product per pair
+        table = stats.covariance_table(heads)
+        if batched:
+            return torch.bmm(A, table[heads])
+        uniq, local = torch.unique(heads, return_inverse=True)
+        for j, h in enumerate(uniq.tolist()):
+            sel = torch.nonzero(local == j).squeeze(1)
+            out[sel] = (A[sel].reshape(-1, d) @ table[h]).reshape(len(sel), w, d)
+        return out
     if not batched:
         for h in torch.unique(heads).tolist():
             sel = torch.nonzero(heads == h).squeeze(1)
@@ -213,6 +303,9 @@ def _times_head_covariance(stats, A, heads, *, batched=None, budget=_CHUNK_BYTES
 def _pair_products(stats, chunk, route, Zt=None):
     """``S = Sigma_t^T Sigma_h`` (P, d, d) of a chunk of (tail, head) pairs, in units of ``stats.scale``."""
     if route == "dense":
+        if stats.dense is not None:
+            table = stats.covariance_table(chunk.reshape(-1))
+            return torch.bmm(table[chunk[:, 0]].mT, table[chunk[:, 1]])
         classes, local = torch.unique(chunk, return_inverse=True)
         cov = stats.covariances(classes)
         return torch.bmm(cov[local[:, 0]].mT, cov[local[:, 1]])
@@ -265,9 +358,14 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
     pairs, pair_of = torch.unique(torch.stack([tail, head], 1), dim=0, return_inverse=True)
     sizes = stats.class_sizes[pairs].to(torch.float64)
     needed = torch.unique(pairs)
-    dense_cost = 2.0 * float(stats.class_sizes[needed].sum()) * d * d + 2.0 * len(pairs) * d**3
-    factor_cost = float((2 * sizes[:, 0] * sizes[:, 1] * d + 2 * sizes[:, 0] * d * d).sum())
-    fits = len(needed) * d * d * F.element_size() <= chunk_bytes
+    if stats.dense is not None:  # covariances at hand: Sigma_t Sigma_h, or Z_t^T (Z_t Sigma_h) for small tails
+        dense_cost = 2.0 * len(pairs) * d**3
+        factor_cost = float((4 * sizes[:, 0] * d * d).sum())
+        fits = True
+    else:
+        dense_cost = 2.0 * float(stats.class_sizes[needed].sum()) * d * d + 2.0 * len(pairs) * d**3
+        factor_cost = float((2 * sizes[:, 0] * sizes[:, 1] * d + 2 * sizes[:, 0] * d * d).sum())
+        fits = len(needed) * d * d * F.element_size() <= chunk_bytes
     route = "dense" if dense_cost <= factor_cost and fits else "factor"
     square = not (tau == 0 and route == "factor")  # tau = 0 never forms a d x d matrix
     for index in _chunks(pairs, sizes, route, d, F.element_size(), chunk_bytes, square):
@@ -290,7 +388,7 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
             factor = 1.0 / d
         else:
             sigma_th, factor = _transfer_matrix(_pair_products(stats, chunk, route, Zt), tau)  # Eq. 4-5
-            omega_pair = sigma_th.sum((1, 2)) * (factor / d)  # Eq. 11
+            omega_pair = None if variance is not None else sigma_th.sum((1, 2)) * (factor / d)  # Eq. 11
 
             def apply(z_groups, ids, sigma_th=sigma_th):
                 return torch.bmm(z_groups, sigma_th if ids is None else sigma_th[ids])
@@ -299,7 +397,13 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
         if variance is not None:
             # E ||z Sigma_th||^2 over the tail class = tr(Sigma_th^T R_t Sigma_th), R_t its correlation
             standardised = Zt / (stats.variances[chunk[:, 0]] + EPS).sqrt()[:, None, :]
-            spread = apply(standardised, None).square().sum((1, 2)) * factor**2
+            if omega_pair is None:  # one pass over Sigma_th for both: 1^T Sigma_th is the last row
+                ones = standardised.new_ones(len(chunk), 1, d)
+                product = apply(torch.cat([standardised, ones], 1), None)
+                omega_pair = product[:, -1].sum(1) * (factor / d)  # Eq. 11
+                spread = product[:, :-1].square().sum((1, 2)) * factor**2
+            else:
+                spread = apply(standardised, None).square().sum((1, 2)) * factor**2
             target = stats.variances[chunk[:, 1 if variance == "head" else 0]].sum(1)
             gain = torch.where(spread > 0, target / spread.clamp_min(torch.finfo(F.dtype).tiny), 0.0).sqrt()
         gain[zero] = 0.0  # a zero covariance transfers nothing (and rounding must not be amplified)
@@ -343,6 +447,11 @@ def _apply_per_pair(z, pair_index, n_pairs, apply):
     out = torch.empty_like(z)
     out[order] = apply(groups, None)[sorted_pairs, slot]
     return out
+
+
+def _dense_bytes(n_classes, d, element_size=4):
+    """Bytes of the dense per-class covariances (one d x d matrix per class, float32 by default)."""
+    return n_classes * d * d * element_size
 
 
 def _class_moments(X, y, n_classes, block=8192):
@@ -446,19 +555,35 @@ class _SMARTBatchHook:
         self.generator = generator
         self.is_head = torch.as_tensor(is_head, device=X.device)
         counts = np.bincount(y.cpu().numpy(), minlength=n_classes).astype(np.float64)
-        # the tail stream: class probabilities proportional to 1 / n_c over the tail classes
-        tail_probs = np.where(is_tail, 1.0 / counts, 0.0)
+        # the tail stream (an inference: the paper's sampler T is not defined, see the user guide)
+        drawn = is_tail if augmenter.tail_classes == "tail" else counts > 0
+        per_class = 1.0 / np.maximum(counts, 1) if augmenter.tail_sampling == "reversed" else np.ones(n_classes)
+        tail_probs = np.where(drawn, per_class, 0.0)
         self.tail_sampler = ClassBalancedSampler(y.cpu().numpy(), 1, class_probs=tail_probs, generator=generator)
         self.head_probs = torch.as_tensor(np.where(is_head, counts, 0.0))
+        mixed = (head_probs + self.tail_sampler.class_probs_) / 2  # class frequencies of the two streams together
         self.class_factor = None
-        if augmenter.keep_class_prior:
+        self.logit_shift = None
+        if augmenter.prior_correction == "reweight":
             # weight both streams so that each class keeps its share of the head stream (in expectation)
-            mixed = (head_probs + self.tail_sampler.class_probs_) / 2
             factor = np.divide(head_probs, mixed, out=np.ones_like(mixed), where=mixed > 0)
             self.class_factor = torch.as_tensor(factor, dtype=X.dtype, device=X.device)
+        elif augmenter.prior_correction == "logit_adjust":
+            # the loss's logit adjustment, moved from the head stream's class frequencies to the mixed stream's
+            ratio = np.divide(mixed, head_probs, out=np.ones_like(mixed), where=(mixed > 0) & (head_probs > 0))
+            self.logit_shift = torch.as_tensor(np.log(ratio), dtype=X.dtype, device=X.device)
         scale = _feature_scale(X, y, n_classes, augmenter.feature_scale)
-        self.stats = _ClassStatistics(X, y, n_classes, scale, running=augmenter.statistics == "running")
+        self.stats = _ClassStatistics(
+            X, y, n_classes, scale, running=augmenter.statistics == "running", dense_budget=augmenter.memory_budget
+        )
         self.weights = _OmegaWeights(augmenter.omega, _bounds(augmenter.omega_bounds), augmenter.zero_covariance_weight)
+
+    def adapt_criterion(self, criterion):
+        """``criterion`` with ``prior_correction="logit_adjust"`` applied (called by ``train_module``)."""
+        tau = float(getattr(criterion, "tau", 0.0) or 0.0)
+        if self.logit_shift is None or tau == 0.0 or getattr(criterion, "adjustment", None) is None:
+            return criterion
+        return _PriorShiftedLoss(criterion, tau * self.logit_shift)
 
     def __call__(self, batch):
         Xh, yh, wh = batch_unpack(batch)
@@ -475,12 +600,18 @@ class _SMARTBatchHook:
             self.stats.update(head_idx.to(device))
             self.stats.update(tail_idx)
         yt = self.y[tail_idx]
-        # tail sample i takes the class of head sample i; when that is no head class, the next one's
+        # tail sample i takes the class of head sample i; when that is no head class or the sample's own class,
+        # a head class other than its own, drawn in proportion to its size (the paper: "a head class k_h")
         partner = yh.clone()
-        not_head = ~self.is_head[partner]
-        if bool(not_head.any()):
-            redraw = torch.multinomial(self.head_probs, int(not_head.sum()), replacement=True, generator=self.generator)
-            partner[not_head] = redraw.to(device)
+        redo = ~self.is_head[partner] | (partner == yt)
+        if bool(redo.any()):
+            probs = self.head_probs.to(device)[None, :].repeat(int(redo.sum()), 1)
+            own = yt[redo]
+            probs[torch.arange(len(own), device=device), own] = 0.0
+            alone = probs.sum(1) == 0  # its own class is the only head class: borrow from itself
+            probs[alone] = self.head_probs.to(device)
+            redraw = torch.multinomial(probs.cpu(), 1, replacement=True, generator=self.generator).squeeze(1)
+            partner[redo] = redraw.to(device)
         Xt, omega, degenerate = self.transfer(
             self.stats, self.X[tail_idx], yt, partner, self.tau, variance=self.augmented_variance
         )
@@ -493,6 +624,24 @@ class _SMARTBatchHook:
         if self.class_factor is not None:
             w_out = w_out * self.class_factor[y_out]
         return torch.cat([Xh, Xt]), (y_out, w_out)
+
+
+class _PriorShiftedLoss(torch.nn.Module):
+    """The estimator's loss on ``logits + shift``: its logit adjustment, moved to the mixed stream's prior.
+
+    A logit-adjusted loss adds ``tau * log(p_c)`` for the class frequencies
+    ``p`` it was built with; adding ``tau * log(p_mixed / p)`` makes it adjust
+    for the frequencies the two streams train on instead. ``tau = 0`` (plain
+    cross-entropy) is left as it is.
+    """
+
+    def __init__(self, base, shift):
+        super().__init__()
+        self.base = base
+        self.register_buffer("shift", shift)
+
+    def forward(self, logits, y, sample_weight=None):
+        return self.base(logits + self.shift, y, sample_weight)
 
 
 def _bounds(omega_bounds):
@@ -541,10 +690,16 @@ class SMARTAugmenter(BaseOverSampler):
       passes only ``X, y`` on: fit the classifier yourself to use them);
     - **online, as in the paper**: give it to a torch estimator of the library
       (``LinearClassifier(augmenter=SMARTAugmenter())``). Every training batch
-      (the *head stream*) is joined by as many samples drawn with class
-      probabilities proportional to ``1 / n_c`` over the tail classes (the
-      *tail stream*); tail sample ``i`` is augmented with the class of head
-      sample ``i`` and its loss weighted by ``omega``.
+      (the *head stream*) is joined by as many samples drawn by the *tail
+      stream* (``tail_sampling``, ``tail_classes``: by default uniform over
+      the tail classes, i.e. the class-uniform minority sampler of CMO, which
+      the paper follows, restricted to the classes it augments); tail
+      sample ``i`` is augmented with the class of head sample ``i`` (or
+      another head class, see ``head_threshold``) and its loss weighted by
+      ``omega``. The estimator's loss is the weighted mean ``sum(w l) /
+      sum(w)`` over both streams (the paper's Eq. 10 divides by the number of
+      samples ``n``; the two differ by the factor ``mean(w)``, which an
+      adaptive optimiser such as AdamW largely ignores).
 
     Parameters
     ----------
@@ -563,8 +718,10 @@ class SMARTAugmenter(BaseOverSampler):
         classes, whose covariance is transferred; the others are *tail*
         classes, which are augmented (online: the tail stream draws only tail
         classes, and a tail sample whose paired head-stream sample is of a tail
-        class is paired with a head class drawn in proportion to its size).
-        ``None`` makes every class both (the paper's literal Algorithm 1). In
+        class, or of its own class, is paired with another head class drawn in
+        proportion to its size). ``None`` makes every class both, so that a
+        sample may borrow from a class as rare as its own (not the paper,
+        which pairs with "a head class"). In
         :meth:`fit_resample` the classes to augment come from
         ``sampling_strategy`` and their partners are the head classes other
         than themselves.
@@ -579,8 +736,9 @@ class SMARTAugmenter(BaseOverSampler):
         their class (see the user guide).
     feature_scale : "auto", float or None, default="auto"
         Unit in which the formula is applied (``X / feature_scale``, mapped
-        back afterwards). ``S`` scales like ``||x||^4`` and the augmented
-        deviation like ``||x||^3``, so on raw features the paper's formula
+        back afterwards). ``S`` scales like ``||x||^4``, and so does the
+        augmented deviation (``||x||^3`` relative to the class radius), so on
+        raw features the paper's formula
         depends on the units of ``X``. ``"auto"`` uses the root mean
         within-class variance, which makes SMART invariant to rescaling ``X``
         (and close to the paper on standardised features); ``None`` is the
@@ -590,7 +748,10 @@ class SMARTAugmenter(BaseOverSampler):
         ``omega = sum(Sigma_th) / d`` (Eq. 11, in units of ``feature_scale``);
         ``"relative"``: that divided by its mean over the augmented samples
         (so tail samples weigh 1 on average, like head samples, and only the
-        paper's relative emphasis remains); ``"none"``: 1.
+        paper's relative emphasis remains); ``"none"``: 1. ``omega`` is
+        computed from ``Sigma_th`` as Eq. 11 defines it, i.e. before the
+        rescaling of ``augmented_variance`` (which is not in the paper), so
+        the rescaling changes the augmented features but not their weights.
     omega_bounds : tuple (low, high), default=(0.0, 5.0)
         Clip the weights into ``[low, high]`` (``None``: no bound). ``omega``
         can be negative (``S`` is not positive semi-definite) and is unbounded;
@@ -608,15 +769,44 @@ class SMARTAugmenter(BaseOverSampler):
         delivered so far (Eq. 2-3, ``alpha_k = M_k / N_k``); ``"exact"``: the
         pooled statistics of the whole training matrix from the first batch
         on. :meth:`fit_resample` always uses the exact ones.
-    keep_class_prior : bool, default=True
-        Online only. Weight both streams so that every class keeps, in
-        expectation, its share of the training loss under the estimator's
-        own sampling (with tail weights averaging 1). The tail stream
-        over-represents rare classes; balanced softmax and logit adjustment
-        already correct for the training class frequencies, so without this
-        the correction is applied twice and frequent classes collapse (see the
-        user guide). ``False`` is the paper's plain two-stream loss, which
-        itself rebalances a cross-entropy loss.
+    prior_correction : {"logit_adjust", "reweight"} or None, default="logit_adjust"
+        Online only. The tail stream over-represents rare classes; balanced
+        softmax and logit adjustment already correct for the training class
+        frequencies, so with no correction (``None``, the paper's plain
+        two-stream loss) the correction is applied twice and frequent classes
+        collapse (see the user guide). ``"logit_adjust"``: the estimator's
+        logit adjustment uses the class frequencies of the two streams
+        together (``(p_head + p_tail) / 2``) instead of the training ones, and
+        every sample keeps its weight (real samples 1, augmented ones their
+        ``omega``): the augmented samples are *added*, as in the paper.
+        ``"reweight"``: weight both streams so that every class keeps, in
+        expectation, its share of the training loss under the estimator's own
+        sampling; for the rarest classes this makes the real samples weigh
+        little (0.02-0.08 on icd10cm) and the loss come mostly from their
+        transforms. Both are no-ops for the plain cross-entropy loss
+        (``"logit_adjust"``) or change only its weights (``"reweight"``).
+    tail_sampling : {"balanced", "reversed"}, default="balanced"
+        Online only. How the tail stream draws classes: ``"balanced"``
+        uniformly (CMO's minority sampler at its default, which the paper says
+        it follows), ``"reversed"`` with probability proportional to ``1 /
+        n_c`` (H2T's "reverse" sampler; the former default). The paper does
+        not define its tail sampler ``T``: both are inferences (see the user
+        guide).
+    tail_classes : {"tail", "all"}, default="tail"
+        Online only. Which classes the tail stream draws from: the tail
+        classes (at most ``head_threshold`` samples; the paper augments "a
+        given tail class" with "a head class"), or every class (as CMO's
+        minority sampler does; a head-class sample of the tail stream is then
+        augmented with another head class). With ``"all"`` a data set without
+        tail classes is still augmented throughout.
+    memory_budget : int, default=2**30
+        Bytes the dense per-class d x d covariances may take (``4 * n_classes
+        * d**2`` in float32: 87 MB at d = 384 with 147 classes, 16.8 GB at d =
+        2048 with 1,000). Within it, class covariances are kept dense and
+        updated with the running statistics, and ``S = Sigma_t^T Sigma_h``
+        costs ``O(n_t d^2)`` per pair; beyond it (or with 0) they are rebuilt
+        from the class's rows for each batch (``O((n_t n_h + n_t d) d)`` per
+        pair, memory ``O(n d)``). Both give the same numbers.
     random_state : int, RandomState instance or None, default=None
         Draws of :meth:`fit_resample` (online, the estimator's ``random_state``
         drives the draws).
@@ -655,14 +845,20 @@ class SMARTAugmenter(BaseOverSampler):
 
     Notes
     -----
-    Departures from the paper, each a parameter (see the user guide for the
-    measurements): ``feature_scale``, ``omega``, ``omega_bounds`` and
-    ``zero_covariance_weight`` above; the running covariance includes the
-    between-batch term of the pooled covariance, which Eq. 3 leaves out (with
-    fixed features Eq. 3 alone underestimates a covariance by the factor
-    ``(M_k - 1) / M_k`` of a class's per-batch count, and keeps it at 0 for a
-    class drawn once per batch). A class covariance is never stored as a
-    d x d matrix, so 1,000 classes at d = 2048 fit in the memory of the data.
+    Departures from the paper, each a parameter (see the user guide's table
+    "Departures and what is not implemented" for the measurements):
+    ``augmented_variance``, ``feature_scale``, ``omega``, ``omega_bounds``,
+    ``zero_covariance_weight`` and ``prior_correction`` above; the tail
+    stream (``tail_sampling``, ``tail_classes``) and the head partner of a tail
+    sample are inferences, since the paper does not define its samplers. The
+    running covariance includes the between-batch term of the pooled
+    covariance, which Eq. 3 leaves out (with fixed features Eq. 3 alone
+    underestimates a covariance by the factor ``(M_k - 1) / M_k`` of a class's
+    per-batch count, and keeps it at 0 for a class drawn once per batch).
+    ``omega`` is computed before the ``augmented_variance`` rescaling, and the
+    estimator's loss divides by ``sum(w)``, not ``n`` (Eq. 10). Dense class
+    covariances are kept only within ``memory_budget``, so 1,000 classes at
+    d = 2048 fit in the memory of the data.
 
     References
     ----------
@@ -702,7 +898,10 @@ class SMARTAugmenter(BaseOverSampler):
         "omega_bounds": [tuple, list],
         "zero_covariance_weight": [Interval(numbers.Real, 0, None, closed="left"), None],
         "statistics": [StrOptions({"running", "exact"})],
-        "keep_class_prior": ["boolean"],
+        "prior_correction": [StrOptions({"logit_adjust", "reweight"}), None],
+        "tail_sampling": [StrOptions({"reversed", "balanced"})],
+        "tail_classes": [StrOptions({"tail", "all"})],
+        "memory_budget": [Interval(numbers.Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -717,7 +916,10 @@ class SMARTAugmenter(BaseOverSampler):
         omega_bounds=(0.0, 5.0),
         zero_covariance_weight=1.0,
         statistics="running",
-        keep_class_prior=True,
+        prior_correction="logit_adjust",
+        tail_sampling="balanced",
+        tail_classes="tail",
+        memory_budget=_DENSE_BUDGET,
         random_state=None,
     ):
         super().__init__(sampling_strategy=sampling_strategy)
@@ -729,7 +931,10 @@ class SMARTAugmenter(BaseOverSampler):
         self.omega_bounds = omega_bounds
         self.zero_covariance_weight = zero_covariance_weight
         self.statistics = statistics
-        self.keep_class_prior = keep_class_prior
+        self.prior_correction = prior_correction
+        self.tail_sampling = tail_sampling
+        self.tail_classes = tail_classes
+        self.memory_budget = memory_budget
         self.random_state = random_state
 
     # fast instance for the common checks: the checks' small data sets have no class above 100
@@ -764,7 +969,7 @@ class SMARTAugmenter(BaseOverSampler):
         Xt = torch.from_numpy(X if X.flags.writeable else X.copy())
         yt = torch.as_tensor(y_enc, dtype=torch.int64)
         self.feature_scale_ = _feature_scale(Xt, yt, len(classes), self.feature_scale)
-        stats = _ClassStatistics(Xt, yt, len(classes), self.feature_scale_, running=False)
+        stats = _ClassStatistics(Xt, yt, len(classes), self.feature_scale_, running=False, dense_budget=self.memory_budget)
         self.class_means_ = stats.means.numpy().astype(X.dtype)
 
         sources, partners = [], []
@@ -841,6 +1046,8 @@ class SMARTAugmenter(BaseOverSampler):
         counts = np.bincount(y, minlength=n_classes)
         is_head = self._head_mask(counts)
         is_tail = ~is_head if self.head_threshold is not None else np.ones(n_classes, dtype=bool)
+        if self.tail_classes == "all":
+            is_tail = counts > 0
         if not is_head.any() or not is_tail.any():
             which = "head" if not is_head.any() else "tail"
             warnings.warn(

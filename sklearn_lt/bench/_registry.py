@@ -163,6 +163,19 @@ METHODS = {
         baseline="Balanced softmax",
         paper="Zhang et al. 2024",
     ),
+    # the former default: keeps each class's share of the loss by down-weighting instead of moving BSCE's prior
+    "SMART (online, BSCE, prior reweight)": Method(
+        lambda rs, dev: _scaled(
+            LinearClassifier(
+                loss="balanced_softmax",
+                augmenter=SMARTAugmenter(prior_correction="reweight"),
+                random_state=rs,
+                device=dev,
+            )
+        ),
+        baseline="Balanced softmax",
+        paper="Zhang et al. 2024",
+    ),
     "SMART (sampler, BSCE)": Method(
         lambda rs, dev: make_imblearn_pipeline(
             StandardScaler(),

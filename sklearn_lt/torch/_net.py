@@ -238,7 +238,10 @@ def train_module(
     augmenter : object, default=None
         Online augmentation of the training batches, e.g.
         :class:`sklearn_lt.augmentation.SMARTAugmenter`: anything with
-        ``make_train_batch_hook(X, y, sample_weight=, sampler=, device=) -> (hook, sampler)``.
+        ``make_train_batch_hook(X, y, sample_weight=, sampler=, device=) -> (hook, sampler)``;
+        a hook with an ``adapt_criterion(criterion) -> criterion`` method
+        may replace the training loss (e.g. to move a logit adjustment to
+        the class frequencies of the augmented stream).
         The hook is training-only state (it holds the training data) and is
         not kept in the returned net. An estimator opts in by passing its
         ``augmenter`` parameter here.
@@ -257,6 +260,8 @@ def train_module(
         train_batch_hook, sampler = augmenter.make_train_batch_hook(
             X, y, sample_weight=sample_weight, sampler=sampler, device=device
         )
+        # an augmenter that changes the class frequencies trained on may adapt the loss to them
+        criterion = getattr(train_batch_hook, "adapt_criterion", lambda c: c)(criterion)
     if augmenter is None and torch.device(device).type != "cpu" and callable(getattr(sampler, "to", None)):
         # draw the batch indices where the data are: no host-to-device copy per batch
         sampler = sampler.to(device)
