@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 

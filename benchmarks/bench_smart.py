@@ -301,7 +301,8 @@ def run_diagnose(name, cfg, seed):
     F_new, y_new = X_res[added].astype(np.float64), y_res[added]
     F_old = X[smart.sample_indices_[added]].astype(np.float64)
     own = means[np.searchsorted(classes, y_new)]
-    nearest = lambda F: classes[np.argmin((means**2).sum(1)[None, :] - 2 * F @ means.T, axis=1)]
+    def nearest(F):
+        return classes[np.argmin((means**2).sum(1)[None, :] - 2 * F @ means.T, axis=1)]
     tail = np.isin(y, y_new)
     omega = smart.omega_
 
@@ -852,7 +853,8 @@ def main(argv=None):
         for statistics, tau in (("running", 1.0), ("exact", 1.0), ("running", 0.0)):
             row = run_memory(args.n, args.d, args.classes, args.batches, 256, args.threads, statistics, tau, args.device)
             print(json.dumps(row), flush=True)
-            key = lambda r: (r["n"], r["d"], r["classes"], r["statistics"], r.get("tau"), r.get("device", "cpu"))
+            def key(r):
+                return (r["n"], r["d"], r["classes"], r["statistics"], r.get("tau"), r.get("device", "cpu"))
             scale["memory"] = [r for r in scale["memory"] if key(r) != key(row)] + [row]
     if "ratio" in args.section:
         scale.setdefault("ratio", [])

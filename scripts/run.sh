@@ -45,6 +45,8 @@ case "$job" in
         exec "$venv/bin/python" -m sklearn_lt.bench "$@"
         ;;
     test)
+        # lint first: a ruff finding fails the job like a failing test
+        "$venv/bin/python" -m ruff check .
         exec "$venv/bin/python" -m pytest -n 2 --durations=15 "$@"
         ;;
     *)

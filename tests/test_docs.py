@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-
 DOC = Path(__file__).resolve().parents[1] / "doc"
 PUBLIC_MODULES = [
     "augmentation",

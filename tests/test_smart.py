@@ -22,7 +22,6 @@ from sklearn_lt.linear_model import LinearClassifier
 from sklearn_lt.metrics import few_shot_accuracy, many_shot_accuracy
 from sklearn_lt.torch._data import ShuffledBatchSampler
 
-
 # ---------------------------------------------------------------- a reference written from the paper
 
 
@@ -30,7 +29,8 @@ def reference(F, X, y, t, h, tau):
     """Eq. 4-6 and 11 with dense numpy covariances (biased, i.e. 1/n, as a running average gives)."""
     d = X.shape[1]
     mu_t = X[y == t].mean(0)
-    cov = lambda k: np.atleast_2d(np.cov(X[y == k].T, bias=True)) if (y == k).sum() > 1 else np.zeros((d, d))
+    def cov(k):
+        return np.atleast_2d(np.cov(X[y == k].T, bias=True)) if (y == k).sum() > 1 else np.zeros((d, d))
     S = cov(t).T @ cov(h)
     if np.isinf(tau):
         G = (S == S.max(1, keepdims=True)).astype(float)
@@ -205,7 +205,8 @@ def test_omega_can_be_negative_and_is_bounded_by_default():
     # PSD covariances whose S = Sigma_t Sigma_h has a negative sum: [[5,-2],[-2,1]] @ [[1,-2],[-2,5]]
     rng = np.random.default_rng(5)
     cov_t, cov_h = np.array([[5.0, -2.0], [-2.0, 1.0]]), np.array([[1.0, -2.0], [-2.0, 5.0]])
-    draw = lambda cov, n: rng.normal(size=(n, 2)) @ np.linalg.cholesky(cov).T
+    def draw(cov, n):
+        return rng.normal(size=(n, 2)) @ np.linalg.cholesky(cov).T
     X, y = np.vstack([draw(cov_h, 3000), draw(cov_t, 600)]), np.repeat([0, 1], [3000, 600])
     kw = dict(sampling_strategy={1: 700}, head_threshold=1000, tau=0.0, feature_scale=None, random_state=0)
     paper = SMARTAugmenter(omega="paper", omega_bounds=(None, None), **kw)
@@ -414,9 +415,10 @@ def test_dense_and_factor_routes_give_the_same_fit_and_the_same_seed_the_same_re
     rng = np.random.default_rng(19)
     X, y = make_classes(rng, [300, 150, 40, 12, 5, 3], 6)
     X = X.astype(np.float32)
-    fit = lambda budget, seed=0: LinearClassifier(
-        loss="balanced_softmax", augmenter=SMARTAugmenter(memory_budget=budget), max_epochs=3,
-        random_state=seed, device="cpu").fit(X, y)
+    def fit(budget, seed=0):
+        return LinearClassifier(
+            loss="balanced_softmax", augmenter=SMARTAugmenter(memory_budget=budget), max_epochs=3,
+            random_state=seed, device="cpu").fit(X, y)
     dense, factor = fit(2**30), fit(0)
     np.testing.assert_allclose(dense.coef_, factor.coef_, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(dense.predict(X), factor.predict(X))
@@ -550,11 +552,14 @@ def test_grid_search_over_tau_in_imblearn_pipeline(letter_lt):
 def test_online_smart_on_letter_lifts_few_shot_and_needs_a_prior_correction(letter_lt):
     X, X_test, y, y_test = letter_lt
     kw = dict(loss="balanced_softmax", max_epochs=15, random_state=0, device="cpu")
-    fit = lambda augmenter=None: LinearClassifier(augmenter=augmenter, **kw).fit(X, y).predict(X_test)
+    def fit(augmenter=None):
+        return LinearClassifier(augmenter=augmenter, **kw).fit(X, y).predict(X_test)
     base, smart = fit(), fit(SMARTAugmenter())
     reweight = fit(SMARTAugmenter(prior_correction="reweight"))
-    few = lambda pred: few_shot_accuracy(y_test, pred, y_train=y)
-    many = lambda pred: many_shot_accuracy(y_test, pred, y_train=y)
+    def few(pred):
+        return few_shot_accuracy(y_test, pred, y_train=y)
+    def many(pred):
+        return many_shot_accuracy(y_test, pred, y_train=y)
     assert few(smart) > few(base) and few(reweight) > few(base) + 0.05
     assert (smart == y_test).mean() > (base == y_test).mean() - 0.01
     # balanced softmax already corrects for the class frequencies: adding the class-reversed tail stream

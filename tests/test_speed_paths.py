@@ -10,8 +10,7 @@ from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_de
 from sklearn_lt.linear_model import LinearClassifier, LWSClassifier, TauNormalizedClassifier
 from sklearn_lt.prototypes import LearnedNCM
 from sklearn_lt.prototypes._ncm import _class_means, _median_distance
-from sklearn_lt.torch import ArrayDataset
-from sklearn_lt.torch import _lbfgs, _net
+from sklearn_lt.torch import ArrayDataset, _lbfgs, _net
 from sklearn_lt.utils._testing import expected_failed_checks
 
 LBFGS64 = dict(solver="lbfgs", solver_dtype="float64", device="cpu", random_state=0)

@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import simple_icd_10_cm as cm
-
 from _common import OUT_DIR, class_summary, cv_sanity, embed, report_file
 
 MIN_PER_BLOCK, MAX_PER_BLOCK = 40, 260

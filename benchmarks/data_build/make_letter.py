@@ -9,7 +9,6 @@ import warnings
 
 import numpy as np
 import rdata
-
 from _common import DEBROOT, OUT_DIR, class_summary, cv_sanity, report_file
 
 t0 = time.time()

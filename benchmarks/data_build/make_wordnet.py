@@ -8,7 +8,6 @@ import re
 import time
 
 import numpy as np
-
 from _common import DEBROOT, OUT_DIR, class_summary, cv_sanity, embed, report_file
 
 MIN_PER_CLASS, MAX_PER_CLASS = 200, 600

@@ -26,9 +26,9 @@ import warnings
 
 import numpy as np
 import torch
-from scipy import sparse
 from imblearn.over_sampling.base import BaseOverSampler
 from imblearn.utils import check_target_type
+from scipy import sparse
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
@@ -97,7 +97,8 @@ class _ClassStatistics:
         self.order = torch.argsort(y, stable=True)
         self.starts = torch.cumsum(counts, 0) - counts
         self.class_sizes = counts
-        zeros = lambda *shape: torch.zeros(*shape, dtype=X.dtype, device=X.device)
+        def zeros(*shape):
+            return torch.zeros(*shape, dtype=X.dtype, device=X.device)
         if running:  # nothing seen yet
             self.row_counts = zeros(len(y))
             self.seen = zeros(n_classes)
@@ -289,7 +290,8 @@ def _times_head_covariance(stats, A, heads, *, batched=None, budget=_CHUNK_BYTES
             position = np.full(len(uniq), -1, dtype=np.int64)
             position[group] = np.arange(len(group))
             pairs = np.flatnonzero(position[local] >= 0)
-            to = lambda a: torch.as_tensor(a, device=A.device)
+            def to(a):
+                return torch.as_tensor(a, device=A.device)
             g, r, p = to(position[local[pairs]]), to(slot[pairs]), to(pairs)
             m = int(per_head[group].max())
             Zh = stats.factors(to(uniq[group]))  # (G, R, d), zero padding rows
@@ -320,7 +322,8 @@ def _chunks(pairs, sizes, route, d, element_size, chunk_bytes, square=True):
     padding at most doubles the work); within such a group pairs are ordered by
     head class, so that a chunk builds each head factor once.
     """
-    per = lambda rows: max(1, int(chunk_bytes // ((2 * d * d * square + 3 * rows * d) * element_size)))
+    def per(rows):
+        return max(1, int(chunk_bytes // ((2 * d * d * square + 3 * rows * d) * element_size)))
     if route == "dense":
         index = torch.arange(len(pairs), device=pairs.device)
         return [index[i : i + per(0)] for i in range(0, len(pairs), per(0))]

@@ -7,11 +7,11 @@ import warnings
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback, EarlyStopping
-from skorch.utils import noop
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import Callback, EarlyStopping
+from skorch.utils import noop
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Sampler
@@ -21,8 +21,8 @@ from ..torch._callbacks import TrainingDivergedError
 from ..torch._data import ShuffledBatchSampler
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import train_module
-from ..utils._split import tail_safe_validation_split
 from ..utils import _param_constraints as pc
+from ..utils._split import tail_safe_validation_split
 from ..utils._validation import check_float32_range, check_positive_int
 from ._modules import ClusterAidedClassifier, GaussianMixtureFlow
 

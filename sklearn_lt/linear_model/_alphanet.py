@@ -7,23 +7,23 @@ import numpy as np
 import torch
 from scipy.optimize import brentq
 from scipy.spatial.distance import cdist
-from skorch.callbacks import Callback, EpochScoring
 from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import validate_data
+from skorch.callbacks import Callback, EpochScoring
 from torch import nn
 from torch.utils.data import Sampler
 
 from ..torch._base import BaseTorchClassifier, validate_classification_data
-from ..torch._data import ClassBalancedSampler
 from ..torch._callbacks import warn_if_degenerate
+from ..torch._data import ClassBalancedSampler
 from ..torch._device import resolve_device, seeded
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, train_module
+from ..utils import _param_constraints as pc
 from ..utils._long_tail import MANY_SHOT_THRESHOLD, shot_groups
 from ..utils._split import tail_safe_validation_split
-from ..utils import _param_constraints as pc
 from ..utils._validation import check_float32_range, check_positive_int
 from ._linear import LinearClassifier
 from ._posthoc import base_linear_tags, fit_base_linear

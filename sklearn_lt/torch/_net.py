@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from ..utils._validation import check_option
 from ._callbacks import StopOnDivergence
-from ._data import ArrayDataset, SequentialBatchSampler, ShuffledBatchSampler, ClassBalancedSampler
+from ._data import ArrayDataset, ClassBalancedSampler, SequentialBatchSampler, ShuffledBatchSampler
 
 _OPTIMIZERS = {
     "sgd": torch.optim.SGD,

@@ -4,7 +4,6 @@ import numbers
 
 import numpy as np
 
-
 #: Largest magnitude a float32 can hold; the torch models compute in float32.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
