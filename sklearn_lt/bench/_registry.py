@@ -143,6 +143,9 @@ METHODS = {
         lambda rs, dev: _scaled(AlphaNetClassifier(rho=1.0, logit_scale="auto", random_state=rs, device=dev)),
         baseline="cRT",
         paper="Chang et al. (AlphaNet), sklearn_lt option",
+        own_base=_base_estimator,
+        own_base_label="own cRT base, 90 % of train",
+        acted_on=_alphanet_corrected,
     ),
     # --- Learned NCM (Sharma et al.): learned centroids vs the empirical means; + shared displacements
     "LearnedNCM": Method(
