@@ -11,12 +11,12 @@ from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import validate_data
-from skorch.callbacks import Callback, EpochScoring
+from skorch.callbacks import EpochScoring
 from torch import nn
 from torch.utils.data import Sampler
 
 from ..torch._base import BaseTorchClassifier, validate_classification_data
-from ..torch._callbacks import warn_if_degenerate
+from ..torch._callbacks import KeepBestEpoch, validation_accuracy, validation_balanced_accuracy, warn_if_degenerate
 from ..torch._data import ClassBalancedSampler
 from ..torch._device import resolve_device, seeded
 from ..torch._losses import LogitAdjustedLoss
@@ -236,61 +236,7 @@ class FewPlusBaseSampler(Sampler):
             yield epoch[start : start + self.batch_size]
 
 
-def _validation_score(net, X, y, *, balanced):
-    """Accuracy (or mean per-class recall) of the cached validation logits."""
-    y_pred = as_numpy(net.forward(X)).argmax(axis=1)
-    y = np.asarray(y)
-    if not balanced:
-        return float(np.mean(y_pred == y))
-    _, y_idx = np.unique(y, return_inverse=True)
-    hits = np.bincount(y_idx, weights=(y_pred == y)) / np.bincount(y_idx)
-    return float(hits.mean())
-
-
-def validation_accuracy(net, X, y):
-    return _validation_score(net, X, y, balanced=False)
-
-
-def validation_balanced_accuracy(net, X, y):
-    return _validation_score(net, X, y, balanced=True)
-
-
 _SCORINGS = {"balanced_accuracy": validation_balanced_accuracy, "accuracy": validation_accuracy}
-
-
-class KeepBestEpoch(Callback):
-    """Restore, after training, the module state of the epoch with the best ``monitor`` score.
-
-    Only epochs ``>= min_epochs`` (1-based) qualify, the first of equal
-    scores wins; when ``max_epochs < min_epochs`` the last epoch qualifies.
-    Records ``kept`` (True where the epoch became the best so far) in the
-    history and the chosen epoch as ``best_epoch_``; the state copy is kept in
-    memory only while training.
-    """
-
-    def __init__(self, monitor="valid_score", min_epochs=5):
-        self.monitor = monitor
-        self.min_epochs = min_epochs
-
-    def on_train_begin(self, net, **kwargs):
-        self.best_score_ = -np.inf
-        self.best_epoch_ = None
-        self._state = None
-
-    def on_epoch_end(self, net, **kwargs):
-        epoch = len(net.history)
-        first = min(self.min_epochs, net.max_epochs)
-        score = net.history[-1, self.monitor]
-        keep = epoch >= first and score > self.best_score_
-        if keep:
-            self.best_score_, self.best_epoch_ = score, epoch
-            self._state = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
-        net.history.record("kept", bool(keep))
-
-    def on_train_end(self, net, **kwargs):
-        if self._state is not None:
-            net.module_.load_state_dict(self._state)
-        self._state = None
 
 
 class AlphaNetClassifier(BaseTorchClassifier):

@@ -9,9 +9,10 @@ from scipy import sparse
 from sklearn.base import clone
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
-from skorch.callbacks import Callback, EpochScoring
+from skorch.callbacks import EpochScoring
 
 from ..torch._base import BaseTorchClassifier
+from ..torch._callbacks import GradientValueClipping, KeepBestEpoch, validation_balanced_accuracy
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
 from ..utils import _param_constraints as pc
@@ -109,30 +110,11 @@ def _eps(median_distance, scale):
     return max((_RELATIVE_DISTANCE_FLOOR * median_distance / scale) ** 2, 1e-30)
 
 
-class GradientValueClipping(Callback):
-    """Clamp every entry of the named parameters' gradients to ``[-clip_value, clip_value]``.
-
-    ``torch.nn.utils.clip_grad_value_`` after each backward pass, as in the
-    authors' code (``clip_grad_value_(centroids, 0.1)``). Only parameters whose
-    name is in ``param_names`` are clipped (None: all of them).
-    """
-
-    def __init__(self, clip_value, param_names=None):
-        self.clip_value = clip_value
-        self.param_names = param_names
-
-    def on_grad_computed(self, net, named_parameters, **kwargs):
-        params = [p for name, p in named_parameters if self.param_names is None or name in self.param_names]
-        torch.nn.utils.clip_grad_value_(params, self.clip_value)
-
-
 class _TrainingMixin:
     # the parameters of the paper's model (the centroids, the displacements): what clip="value" clips
     _clipped_parameters = ()
 
     def _train(self, module, X, y, sample_weight, generator, optimizer_kwargs, valid_data=None):
-        from ..linear_model._alphanet import KeepBestEpoch, validation_balanced_accuracy
-
         callbacks = []
         grad_clip = None
         if self.grad_clip is not None and self.clip == "norm":

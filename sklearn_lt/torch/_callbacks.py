@@ -1,4 +1,5 @@
-"""Training diagnostics: the divergence callback the core adds to every net, and the end-of-fit check."""
+"""Training callbacks: the divergence check the core adds to every net, the end-of-fit check, and the
+epoch selection (keep the best validation epoch) and gradient-value clipping that estimators opt into."""
 
 import math
 import warnings
@@ -147,3 +148,77 @@ def warn_if_degenerate(estimator, X, y_encoded, sample_weight=None, *, stackleve
         stacklevel=stacklevel,
     )
     return True
+
+
+# ---- epoch selection and clipping shared by the estimators that offer them
+
+
+def _validation_score(net, X, y, *, balanced):
+    """Accuracy (or mean per-class recall) of the cached validation logits."""
+    y_pred = net.forward(X).detach().cpu().numpy().argmax(axis=1)
+    y = np.asarray(y)
+    if not balanced:
+        return float(np.mean(y_pred == y))
+    _, y_idx = np.unique(y, return_inverse=True)
+    hits = np.bincount(y_idx, weights=(y_pred == y)) / np.bincount(y_idx)
+    return float(hits.mean())
+
+
+def validation_accuracy(net, X, y):
+    return _validation_score(net, X, y, balanced=False)
+
+
+def validation_balanced_accuracy(net, X, y):
+    return _validation_score(net, X, y, balanced=True)
+
+
+class KeepBestEpoch(Callback):
+    """Restore, after training, the module state of the epoch with the best ``monitor`` score.
+
+    Only epochs ``>= min_epochs`` (1-based) qualify, the first of equal
+    scores wins; when ``max_epochs < min_epochs`` the last epoch qualifies.
+    Records ``kept`` (True where the epoch became the best so far) in the
+    history and the chosen epoch as ``best_epoch_``; the state copy is kept in
+    memory only while training.
+    """
+
+    def __init__(self, monitor="valid_score", min_epochs=5):
+        self.monitor = monitor
+        self.min_epochs = min_epochs
+
+    def on_train_begin(self, net, **kwargs):
+        self.best_score_ = -np.inf
+        self.best_epoch_ = None
+        self._state = None
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch = len(net.history)
+        first = min(self.min_epochs, net.max_epochs)
+        score = net.history[-1, self.monitor]
+        keep = epoch >= first and score > self.best_score_
+        if keep:
+            self.best_score_, self.best_epoch_ = score, epoch
+            self._state = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+        net.history.record("kept", bool(keep))
+
+    def on_train_end(self, net, **kwargs):
+        if self._state is not None:
+            net.module_.load_state_dict(self._state)
+        self._state = None
+
+
+class GradientValueClipping(Callback):
+    """Clamp every entry of the named parameters' gradients to ``[-clip_value, clip_value]``.
+
+    ``torch.nn.utils.clip_grad_value_`` after each backward pass, as in the
+    authors' code (``clip_grad_value_(centroids, 0.1)``). Only parameters whose
+    name is in ``param_names`` are clipped (None: all of them).
+    """
+
+    def __init__(self, clip_value, param_names=None):
+        self.clip_value = clip_value
+        self.param_names = param_names
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        params = [p for name, p in named_parameters if self.param_names is None or name in self.param_names]
+        torch.nn.utils.clip_grad_value_(params, self.clip_value)
