@@ -151,19 +151,9 @@ class LinearClassifier(BaseTorchClassifier):
     """
 
     _parameter_constraints: dict = {
-        "loss": pc.LOSSES,
-        "tau": pc.NONNEGATIVE_REAL,
-        "sampling": pc.SAMPLINGS,
-        "max_epochs": pc.EPOCHS,
-        "batch_size": pc.POSITIVE_INT,
-        "optimizer": pc.OPTIMIZERS,
-        "lr": pc.NONNEGATIVE_REAL,
-        "weight_decay": pc.NONNEGATIVE_REAL,
-        "momentum": pc.MOMENTUM,
-        "callbacks": pc.CALLBACKS,
+        **pc.HEAD_TRAINING,
         "solver": [StrOptions(set(SOLVERS))],
         "solver_dtype": [StrOptions(set(LBFGS_DTYPES))],
-        "validation_fraction": pc.FRACTION,
         "augmenter": [HasMethods(["make_train_batch_hook"]), None],
         **pc.TORCH_COMMON,
     }

@@ -204,17 +204,7 @@ class MLPHeadClassifier(BaseTorchClassifier):
         "batch_norm": ["boolean"],
         "activation": [StrOptions(set(_ACTIVATIONS))],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
-        "loss": pc.LOSSES,
-        "tau": pc.NONNEGATIVE_REAL,
-        "sampling": pc.SAMPLINGS,
-        "max_epochs": pc.EPOCHS,
-        "batch_size": pc.POSITIVE_INT,
-        "optimizer": pc.OPTIMIZERS,
-        "lr": pc.NONNEGATIVE_REAL,
-        "weight_decay": pc.NONNEGATIVE_REAL,
-        "momentum": pc.MOMENTUM,
-        "callbacks": pc.CALLBACKS,
-        "validation_fraction": pc.FRACTION,
+        **pc.HEAD_TRAINING,
         **pc.TORCH_COMMON,
     }
 

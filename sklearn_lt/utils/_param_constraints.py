@@ -24,3 +24,18 @@ SAMPLINGS = [StrOptions({"instance", "class_balanced"})]
 LOSSES = [StrOptions({"cross_entropy", "balanced_softmax", "logit_adjusted"})]
 
 TORCH_COMMON = {"device": DEVICE, "random_state": ["random_state"], "verbose": ["verbose"]}
+
+#: the training parameters the linear and MLP heads share (loss, sampling, optimiser, validation split).
+HEAD_TRAINING = {
+    "loss": LOSSES,
+    "tau": NONNEGATIVE_REAL,
+    "sampling": SAMPLINGS,
+    "max_epochs": EPOCHS,
+    "batch_size": POSITIVE_INT,
+    "optimizer": OPTIMIZERS,
+    "lr": NONNEGATIVE_REAL,
+    "weight_decay": NONNEGATIVE_REAL,
+    "momentum": MOMENTUM,
+    "callbacks": CALLBACKS,
+    "validation_fraction": FRACTION,
+}
