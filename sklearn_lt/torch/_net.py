@@ -207,7 +207,13 @@ def train_module(
     augmenter=None,
     predict_batch_size=4096,
 ):
-    """Train ``module`` on ``(X, y)`` through skorch and return the fitted :class:`LTNet`.
+    """Train ``module`` on ``(X, y)`` through skorch, as every estimator of the library does.
+
+    The library's training core: one skorch net with its data path (index-tensor
+    batches from ``sampler``, weighted losses, optional online augmentation),
+    the optimizer, a learning-rate schedule, gradient clipping, per-epoch
+    validation and a stop on a diverged loss. Use it to train your own torch
+    module the way the estimators train theirs.
 
     Parameters
     ----------
@@ -219,13 +225,18 @@ def train_module(
         Float features, int64-encoded labels, optional weights (all ones
         counts as none). A float32 C-contiguous ``X`` is used in place, not copied.
     sampler : torch.utils.data.Sampler
-        Yields one index tensor per training batch.
-    optimizer : {"sgd", "adam", "adamw"} or torch optimizer class
+        Yields one index tensor per training batch, e.g.
+        :class:`ClassBalancedSampler` or :class:`ShuffledBatchSampler`.
+    max_epochs : int
+        Training epochs (passes of ``sampler``).
+    optimizer : {"sgd", "adam", "adamw"} or torch optimizer class, default="sgd"
+    lr : float, default=0.1
+        Initial learning rate.
     optimizer_kwargs : dict, default=None
         Extra arguments of the optimizer (``momentum``, ``weight_decay`` ...).
         SGD, Adam and AdamW get ``fused=True`` where torch supports it on the
         device, unless ``fused`` or ``foreach`` is given here.
-    lr_schedule : {"cosine", "constant"} or (policy, kwargs)
+    lr_schedule : {"cosine", "constant"} or (policy, kwargs), default="cosine"
         Per-epoch learning-rate schedule, run by skorch's ``LRScheduler``.
     grad_clip : float, default=None
         Clip the gradient norm (skorch's ``GradientNormClipping``).
@@ -233,6 +244,10 @@ def train_module(
         Extra skorch callbacks (``Callback`` or ``(name, Callback)``).
     valid_data : tuple (X, y), default=None
         A validation set, scored every epoch as ``valid_loss``.
+    device : str, default="cpu"
+        Torch device of the training (the data are moved there once).
+    verbose : int, default=0
+        1 prints skorch's per-epoch table.
     train_batch_hook : callable, default=None
         ``batch -> batch`` applied to every training batch (see :class:`LTNet`).
     augmenter : object, default=None
@@ -245,6 +260,31 @@ def train_module(
         The hook is training-only state (it holds the training data) and is
         not kept in the returned net. An estimator opts in by passing its
         ``augmenter`` parameter here.
+    predict_batch_size : int, default=4096
+        Rows per batch of validation and prediction.
+
+    Returns
+    -------
+    net : LTNet
+        The fitted skorch ``NeuralNet``: ``net.module_`` is the trained
+        module, ``net.history`` the per-epoch record (``train_loss``,
+        ``valid_loss``, ``dur``), ``net.predict_logits(X)`` the logits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from sklearn_lt.torch import ClassBalancedSampler, LogitAdjustedLoss, train_module
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(300, 4)).astype(np.float32)
+    >>> y = (X[:, 0] > 1).astype(np.int64)
+    >>> sampler = ClassBalancedSampler(y, 64, generator=torch.Generator().manual_seed(0))
+    >>> _ = torch.manual_seed(0)
+    >>> net = train_module(
+    ...     torch.nn.Linear(4, 2), LogitAdjustedLoss(np.bincount(y)), X, y, sampler=sampler, max_epochs=3
+    ... )
+    >>> len(net.history), tuple(net.predict_logits(X).shape)
+    (3, (300, 2))
     """
     if sample_weight is not None and np.all(np.asarray(sample_weight) == 1):
         # all-ones weights are no weights: skip the per-step gather and weighted mean
