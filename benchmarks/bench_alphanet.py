@@ -38,12 +38,12 @@ import torch
 from scipy.optimize import brentq
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.frozen import FrozenEstimator
+from sklearn.neighbors import NearestCentroid
 from sklearn.preprocessing import StandardScaler
 from torch.nn import functional as F
 
 from sklearn_lt.datasets import load_long_tailed
 from sklearn_lt.linear_model import AlphaNetClassifier
-from sklearn_lt.linear_model._alphanet import AlphaNetModule, FewPlusBaseSampler, class_means, with_base_scores
 from sklearn_lt.metrics import long_tail_report
 from sklearn_lt.utils import tail_safe_validation_split
 
@@ -213,8 +213,8 @@ class MeanLinearClassifier(ClassifierMixin, BaseEstimator):
     """Nearest-class-mean as a linear classifier (``w_c = mu_c``, ``b_c = -||mu_c||^2 / 2``): an instant base."""
 
     def fit(self, X, y):
-        self.classes_, y_idx = np.unique(y, return_inverse=True)
-        self.coef_ = class_means(X, y_idx, len(self.classes_))
+        centroids = NearestCentroid().fit(X, y)
+        self.classes_, self.coef_ = centroids.classes_, centroids.centroids_.astype(np.float64)
         self.intercept_ = -0.5 * (self.coef_**2).sum(axis=1)
         return self
 
@@ -227,7 +227,8 @@ def _raw_loop(module, sampler, X, y, X_val, y_val, epochs, batch=4096):
     opt = torch.optim.AdamW(module.parameters(), lr=1e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.1)
     X, y = torch.as_tensor(X), torch.as_tensor(y)
-    X_val = torch.as_tensor(with_base_scores(X_val, module.weight, module.bias))  # as the estimator does
+    X_val = torch.as_tensor(X_val, dtype=torch.float32)
+    X_val = torch.cat([X_val, X_val @ module.weight.T + module.bias], dim=1)  # base scores precomputed, as in fit
     _, y_val_idx = np.unique(y_val, return_inverse=True)
     times, best = [], -1.0
     for epoch in range(epochs):
@@ -288,19 +289,17 @@ def run_speed(scale, rho, threads):
     epoch_s = list(clf.history_[:, "dur"])
     prep = total - sum(epoch_s)
 
-    # the raw loop on the same pieces: split, base weights, neighbours and scale taken from the fitted estimator
+    # the raw loop on the fitted estimator's own pieces (its module and epoch sampler, copied) and its split
     seeds = np.random.RandomState(0).randint(np.iinfo(np.int32).max, size=5)
     train, valid = tail_safe_validation_split(y, 0.1, random_state=seeds[0])
     few = np.flatnonzero(np.isin(clf.classes_, clf.few_classes_))
-    neighbors = np.searchsorted(clf.classes_, clf.neighbors_)
-    W, b = base.coef_, base.intercept_
-    torch.manual_seed(0)
-    module = AlphaNetModule(W, b, few, neighbors, logit_scale=clf.logit_scale_)
-    is_few = np.isin(y[train], few)
-    sampler = FewPlusBaseSampler(y[train], is_few, rho, 64, generator=torch.Generator().manual_seed(0))
+    module = copy.deepcopy(clf.net_.module_)
+    sampler = copy.deepcopy(clf.net_.iterator_train__sampler)
     raw_s = _raw_loop(module, sampler, X[train], y[train], X[valid], y[valid], epochs=len(epoch_s))
 
-    n_epoch = len(sampler.few_indices) + sampler.n_base_draws
+    # an epoch: every few-split training sample once, plus int(rho * F) class-balanced base draws
+    n_few_train = int(np.isin(y[train], few).sum())
+    n_epoch = n_few_train + int(rho * n_few_train)
     flops = _epoch_flops(len(few), clf.n_neighbors, d, n_classes, n_epoch, len(valid))
     return {
         "n": len(y),

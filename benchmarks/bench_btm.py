@@ -36,10 +36,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import format_paired, gemm_gflops, load_split, mean_std
 from sklearn.frozen import FrozenEstimator
-from sklearn.preprocessing import StandardScaler
 
-from sklearn_lt.datasets import load_long_tailed
 from sklearn_lt.ensemble import BalancedUndersampleMerger
 from sklearn_lt.metrics import long_tail_report
 from sklearn_lt.neural_network import MLPHead, MLPHeadClassifier
@@ -90,15 +89,6 @@ def paired_with(label):
     return None
 
 
-def load(name, seed):
-    data = load_long_tailed(name, random_state=seed)
-    X, X_test = data.X_train.astype(np.float32), data.X_test.astype(np.float32)
-    if name == "letter":  # integer shape statistics: standardise (the embeddings are L2-normalised)
-        scaler = StandardScaler().fit(X)
-        X, X_test = scaler.transform(X).astype(np.float32), scaler.transform(X_test).astype(np.float32)
-    return X, data.y_train, X_test, data.y_test
-
-
 def report(y_test, y_pred, y_train):
     r = long_tail_report(y_test, y_pred, y_train=y_train, output_dict=True)
     return {key: 100 * r[key] for key, _ in METRICS}
@@ -116,7 +106,8 @@ def quality(datasets, seeds, quick, verbose):
     quick_params = {"n_subsets": 3, "finetune_epochs": 10} if quick else {}
     for name in datasets:
         for seed in seeds:
-            X, y, X_test, y_test = load(name, seed)
+            # letter's integer shape statistics are standardised; the embeddings are L2-normalised
+            X, y, X_test, y_test = load_split(name, seed, standardize=name == "letter", dtype=np.float32)
 
             def add(label, y_pred, seconds=None, name=name, seed=seed, y_test=y_test, y=y):
                 rows.setdefault((name, label), []).append(report(y_test, y_pred, y))
@@ -172,13 +163,7 @@ def speed(scale, epochs=3):
     y = rng.randint(c, size=n)
     y[:c] = np.arange(c)
     batch = 1024
-    # GEMM ceiling of this machine, now (the bound is contended like everything else)
-    a = torch.randn(2048, 2048)
-    torch.mm(a, a)
-    tic = time.perf_counter()
-    for _ in range(5):
-        torch.mm(a, a)
-    gflops = 5 * 2 * 2048**3 / (time.perf_counter() - tic) / 1e9
+    gflops = gemm_gflops()
 
     clf = MLPHeadClassifier(hidden_layer_sizes=(h,), max_epochs=epochs, batch_size=batch, optimizer="sgd", lr=0.01,
                             device="cpu", random_state=0).fit(X, y)
@@ -204,16 +189,8 @@ def speed(scale, epochs=3):
             "bound_s": bound, "gflops": gflops}
 
 
-def _fmt(values):
-    values = np.asarray(values)
-    return f"{values.mean():.2f} ± {values.std():.2f}"
-
-
 def _paired(rows, name, label, key):
-    ours = np.array([r[key] for r in rows[(name, label)]])
-    base = np.array([r[key] for r in rows[(name, paired_with(label))]])
-    diff = ours - base
-    return f"{diff.mean():+.2f} ± {diff.std():.2f} ({int((diff > 0).sum())}/{len(diff)})"
+    return format_paired([r[key] for r in rows[(name, label)]], [r[key] for r in rows[(name, paired_with(label))]])
 
 
 def markdown(rows, times, submodels, datasets, seeds, quick, speed_rows, elapsed):
@@ -225,7 +202,7 @@ def markdown(rows, times, submodels, datasets, seeds, quick, speed_rows, elapsed
         f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {elapsed / 60:.1f} min. Timings were "
         "taken on 2 cores shared with other jobs: read them as ±30 %.",
         "",
-        "Mean ± std over seeds (each seed draws its own long-tailed training split and balanced test split, "
+        "Mean ± std (ddof=1) over seeds (each seed draws its own long-tailed training split and balanced test split, "
         "and its own pre-trained model, which every row of that seed shares). Percentages; Acc. on the "
         "balanced test set is the mean per-class recall. FT: fine-tuning, PT: post-training, BSCE: balanced "
         "softmax. **Paired Δ**: per seed, the BTM row minus its own "
@@ -244,7 +221,7 @@ def markdown(rows, times, submodels, datasets, seeds, quick, speed_rows, elapsed
         out += [header, "|" + "---|" * (len(METRICS) + 5)]
         for label in row_labels():
             rs = rows[(name, label)]
-            cells = [_fmt([r[k] for r in rs]) for k, _ in METRICS]
+            cells = [mean_std([r[k] for r in rs]) for k, _ in METRICS]
             if paired_with(label):
                 deltas = [_paired(rows, name, label, k)
                           for k in ("harmonic_mean_recall", "geometric_mean_recall", "accuracy")]

@@ -23,6 +23,7 @@ Writes ``benchmarks/results/dlsa.md``.
 """
 
 import argparse
+import copy
 import math
 import os
 import platform
@@ -33,15 +34,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import gemm_gflops
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_lt.datasets import load_long_tailed
 from sklearn_lt.flows import DLSAClassifier, GaussianMixtureFlow
-from sklearn_lt.flows._dlsa import ClassPairSampler, DLSAFlowLoss, auto_center_std
 from sklearn_lt.linear_model import LinearClassifier
 from sklearn_lt.metrics import long_tail_report
-from sklearn_lt.torch._net import train_module
+from sklearn_lt.torch import train_module
 
 RESULTS = Path(__file__).parent / "results" / "dlsa.md"
 
@@ -395,17 +396,6 @@ def synthetic(n, d, n_classes, seed=0):
     return X, y
 
 
-def matmul_gflops(size=2048, repeats=5):
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t0)
-    return 2 * size**3 / min(times) / 1e9
-
-
 def flow_flops_per_epoch(n, d, k):
     """FLOPs of one epoch: n pairs = 2n flow evaluations, forward + backward (2x forward)."""
     made = 2 * (d * d + d * d + d * 2 * d)  # d -> d -> d -> 2d masked layers, multiply-adds x 2
@@ -430,34 +420,36 @@ def run_speed(scale, d, k, n_classes, epochs, batch_size):
     n = int(round(115_846 * scale))
     X, y = synthetic(n, d, n_classes)
     n_classes = int(y.max()) + 1
-    weights = np.bincount(y, minlength=n_classes).astype(float) ** -2.0
-    weights /= weights.sum()
+    # the first filter's flow, loss and pair sampler as DLSAClassifier builds them (one flow epoch on all the
+    # data, no validation split); both loops below train copies of them, without the estimator's callbacks
+    dlsa = DLSAClassifier(
+        n_clusters=k, flow_batch_size=batch_size, flow_max_epochs=1, max_epochs=1, validation_fraction=0.0,
+        device="cpu", random_state=0,
+    ).fit(X, y)
+    flow_net = dlsa.flow_nets_[0]
 
     def fresh():
-        torch.manual_seed(0)
-        flow = GaussianMixtureFlow(d, k, auto_center_std(d), mean=X.mean(0), scale=X.std(0))
-        return flow, DLSAFlowLoss(weights, d)
+        return (copy.deepcopy(flow_net.module_), copy.deepcopy(flow_net.criterion_),
+                copy.deepcopy(flow_net.iterator_train__sampler))
 
-    flow, criterion = fresh()
+    flow, criterion, sampler = fresh()
     net = train_module(
-        flow, criterion, X, y,
-        sampler=ClassPairSampler(y, batch_size, generator=torch.Generator().manual_seed(0)),
-        max_epochs=epochs, optimizer="sgd", lr=0.2, lr_schedule="constant", device="cpu",
+        flow, criterion, X, y, sampler=sampler,
+        max_epochs=epochs, optimizer="sgd", lr=dlsa.flow_lr, lr_schedule="constant", device="cpu",
     )
     skorch_times = [h["dur"] for h in net.history]
-    flow, criterion = fresh()
+    flow, criterion, sampler = fresh()
     Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
-    sampler = ClassPairSampler(y, batch_size, generator=torch.Generator().manual_seed(0))
-    raw_times = [raw_epoch(flow, criterion, Xt, yt, sampler, 0.2) for _ in range(epochs)]
+    raw_times = [raw_epoch(flow, criterion, Xt, yt, sampler, dlsa.flow_lr) for _ in range(epochs)]
     warm = slice(1, None) if epochs > 1 else slice(None)
     skorch_s, raw_s = statistics.median(skorch_times[warm]), statistics.median(raw_times[warm])
-    gflops = matmul_gflops()
+    gflops = gemm_gflops()
     flops = flow_flops_per_epoch(n, d, k)
 
     # the K-component mixture log-likelihood: one matmul against the n x K x d difference tensor
     torch.manual_seed(0)
     z = torch.randn(8192, d)
-    mixture = GaussianMixtureFlow(d, k, auto_center_std(d))
+    mixture = GaussianMixtureFlow(d, k, dlsa.center_std_)
     ladj = torch.zeros(len(z))
     with torch.inference_mode():
         t_mm = min(_timed(lambda: mixture.component_log_likelihood(z, ladj)) for _ in range(5))

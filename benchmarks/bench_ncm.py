@@ -25,6 +25,7 @@ Run from the repository root::
 """
 
 import argparse
+import copy
 import platform
 import statistics
 import time
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import format_paired, gemm_gflops, load_split, mean_std, paired_difference
 from sklearn.frozen import FrozenEstimator
 from sklearn.neighbors import NearestCentroid
 from sklearn.preprocessing import StandardScaler
@@ -40,7 +42,6 @@ from threadpoolctl import threadpool_limits
 from sklearn_lt.datasets import load_long_tailed
 from sklearn_lt.metrics import long_tail_report
 from sklearn_lt.prototypes import LearnedNCM, MultiNCM, intra_class_variance
-from sklearn_lt.prototypes._distances import NCMModule, half_distance_logits
 from sklearn_lt.torch import ClassBalancedSampler, LogitAdjustedLoss
 
 RESULTS = Path(__file__).parent / "results" / "ncm.md"
@@ -73,7 +74,7 @@ def _balanced_objective(clf, X, y, centroids):
     t = 1.0 if clf.temperature_ is None else clf.temperature_
     x = torch.tensor(X / (scale * t), dtype=torch.float64)
     m = torch.tensor(centroids / (scale * t), dtype=torch.float64)
-    logits = half_distance_logits(x, m) + clf.tau * torch.log(torch.tensor(clf.class_counts_, dtype=torch.float64))
+    logits = -0.5 * torch.cdist(x, m) + clf.tau * torch.log(torch.tensor(clf.class_counts_, dtype=torch.float64))
     per_sample = torch.nn.functional.cross_entropy(logits, torch.tensor(y), reduction="none").numpy()
     return float(np.mean([per_sample[y == k].mean() for k in range(len(clf.classes_))]))
 
@@ -124,7 +125,7 @@ def quality_markdown(rows, diffs, diagnostics, seeds):
         f"Seeds {', '.join(map(str, seeds))} (each seed is a different long-tailed draw of the data and "
         "the model's random_state); features standardised (StandardScaler fitted on the training part), "
         "as the main benchmark does. Test sets are balanced. Many > 100, medium 20-100, few < 20 "
-        "training samples. Mean ± std over seeds. HMR = harmonic mean of per-class recall. "
+        "training samples. Mean ± std (ddof=1) over seeds. HMR = harmonic mean of per-class recall. "
         "Defaults: 30 epochs, batch 256, SGD lr 5 (in units of `feature_scale_`), momentum 0.9, "
         "gradient-norm clip 0.1, cosine schedule, class-balanced sampling. MultiNCM reuses the "
         "LearnedNCM of the same tau (frozen); its fit time includes that model's.",
@@ -137,7 +138,7 @@ def quality_markdown(rows, diffs, diagnostics, seeds):
             if n != name:
                 continue
             v = np.array(values)
-            cells = [f"{m:.3f} ± {s:.3f}" for m, s in zip(v.mean(0)[:5], v.std(0)[:5])]
+            cells = [mean_std(v[:, i], digits=3) for i in range(5)]
             out.append(f"| {method} | " + " | ".join(cells) + f" | {v[:, 5].mean():.1f} |")
         out.append("")
     out += [
@@ -147,8 +148,8 @@ def quality_markdown(rows, diffs, diagnostics, seeds):
         "|---|---|---|---|",
     ]
     for (name, what), values in diffs.items():
-        v = np.array(values)
-        out.append(f"| {name} | {what} | {v.mean():+.3f} ± {v.std():.3f} | {(v > 0).sum()}/{len(v)} |")
+        d = paired_difference(values, 0.0)
+        out.append(f"| {name} | {what} | {d['mean']:+.3f} ± {d['std']:.3f} | {d['improved']}/{d['n']} |")
     out += [
         "",
         "### Intra-class variance diagnostic (raw training features, first seed)",
@@ -211,9 +212,9 @@ def scale_markdown(name, rows, seeds):
     ]
     for (factor, label), values in rows.items():
         v = np.array(values)
-        m, s = v.mean(0), v.std(0)
+        m = v.mean(0)
         out.append(
-            f"| {factor:g} | {label} | {m[0]:.3f} ± {s[0]:.3f} | {m[1]:.3f} ± {s[1]:.3f} | "
+            f"| {factor:g} | {label} | {mean_std(v[:, 0], digits=3)} | {mean_std(v[:, 1], digits=3)} | "
             f"{m[2]:.3f} -> {m[3]:.3f} | {m[4]:.2f} |"
         )
     return out + [""]
@@ -240,12 +241,10 @@ def run_options(datasets, seeds, log):
     rows = {}
     for name in datasets:
         for seed in seeds:
-            data = load_long_tailed(name, random_state=seed)
-            scaler = StandardScaler().fit(data.X_train)
-            X, X_test = scaler.transform(data.X_train), scaler.transform(data.X_test)
+            X, y, X_test, y_test = load_split(name, seed)
             for label, (params, _) in _options().items():
-                clf = LearnedNCM(random_state=seed, device="cpu", **params).fit(X, data.y_train)
-                rep = long_tail_report(data.y_test, clf.predict(X_test), y_train=data.y_train, output_dict=True)
+                clf = LearnedNCM(random_state=seed, device="cpu", **params).fit(X, y)
+                rep = long_tail_report(y_test, clf.predict(X_test), y_train=y, output_dict=True)
                 rows.setdefault((name, label), []).append((rep, clf.centroids_, clf.best_epoch_))
                 log(f"options {name} seed={seed} {label}: overall {rep['balanced_accuracy']:.3f} few {rep['few']:.3f}")
     return rows
@@ -256,7 +255,7 @@ def options_markdown(rows, datasets, seeds):
         "## 4. Clipping and best-epoch options (issue 12)",
         "",
         f"LearnedNCM tau=1/8, seeds {', '.join(map(str, seeds))}, standardised features, test sets balanced. "
-        "Paired differences (points) against the row named, same draw and random_state: mean ± std and the "
+        "Paired differences (points) against the row named, same draw and random_state: mean ± std (ddof=1) and the "
         "seeds where the option is higher; 'identical' counts the seeds whose learned centroids are bit-identical.",
         "",
         "| data | setting | overall | few | HM recall | vs | Δ overall | Δ few | Δ HM recall | identical | kept epoch |",
@@ -266,14 +265,11 @@ def options_markdown(rows, datasets, seeds):
     for name in datasets:
         for label, (_, ref) in _options().items():
             runs = rows[(name, label)]
-            cells = [f"{100 * np.mean([r[0][k] for r in runs]):.1f} ± {100 * np.std([r[0][k] for r in runs]):.1f}" for k in keys]
+            cells = [mean_std([r[0][k] for r in runs], scale=100, digits=1) for k in keys]
             deltas, same = ["", "", ""], ""
             if ref is not None:
                 base = rows[(name, ref)]
-                deltas = []
-                for k in keys:
-                    d = 100 * np.array([r[0][k] - b[0][k] for r, b in zip(runs, base)])
-                    deltas.append(f"{d.mean():+.2f} ± {d.std():.2f} ({(d > 0).sum()}/{len(d)})")
+                deltas = [format_paired([r[0][k] for r in runs], [b[0][k] for b in base], scale=100) for k in keys]
                 same = f"{sum(np.array_equal(r[1], b[1]) for r, b in zip(runs, base))}/{len(runs)}"
             epochs = ", ".join(str(r[2]) for r in runs)
             out.append(f"| {name} | {label} | " + " | ".join(cells) + f" | {ref or ''} | " + " | ".join(deltas) + f" | {same} | {epochs} |")
@@ -294,22 +290,10 @@ def synthetic_imagenet_lt(scale, n_features=512, n_classes=1000, seed=0):
     return X.astype(np.float32), y
 
 
-def gemm_gflops(m, k, n, repeats=5):
-    """Median GFLOP/s of ``(m x k) @ (k x n)`` in float32."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    torch.mm(a, b)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - start)
-    return 2 * m * k * n / statistics.median(times) / 1e9
-
-
 def training_gemm_gflops(batch_size, d, C):
     """GFLOP/s of the two GEMMs of a training step (logits, centroid gradient), as the machine is now."""
-    forward = 2 * batch_size * d * C / gemm_gflops(batch_size, d, C)
-    backward = 2 * batch_size * d * C / gemm_gflops(C, batch_size, d)
+    forward = 2 * batch_size * d * C / gemm_gflops(shape=(batch_size, d, C))
+    backward = 2 * batch_size * d * C / gemm_gflops(shape=(C, batch_size, d))
     return 2 * (2 * batch_size * d * C) / (forward + backward)
 
 
@@ -349,7 +333,7 @@ def run_speed(scale, epochs, rounds, batch_size, log):
     C = int(y.max()) + 1
     counts = np.bincount(y)
     flops = 2 * (2 * n * d * C)
-    square = gemm_gflops(4096, 4096, 4096)
+    square = gemm_gflops(size=4096)
     log(f"speed: n={n} d={d} C={C}; 4096^3 GEMM {square:.1f} GFLOP/s")
 
     est_times, raw_times, plain_times, fit_walls, gemm_rates = [], [], [], [], []
@@ -360,7 +344,7 @@ def run_speed(scale, epochs, rounds, batch_size, log):
         est.fit(X, y)
         fit_walls.append(time.perf_counter() - start)
         est_times += list(est.history_[:, "dur"])[1:]
-        module = NCMModule(est.empirical_centroids_, est.feature_scale_, 1e-12)
+        module = copy.deepcopy(est.net_.module_)  # the estimator's own module, trained on from where it stopped
         gen = torch.Generator().manual_seed(r)
         sampler = ClassBalancedSampler(y, batch_size, generator=gen)
         raw_times += _raw_epochs(module, LogitAdjustedLoss(counts, 0.125), X, y, sampler, epochs, 0.1)[1:]

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import gemm_gflops
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -384,7 +385,7 @@ for start in range(0, n, 4096):  # in blocks: the peak below is the data's, not 
     X[rows] = torch.randn(X[rows].shape, generator=g) + centres[torch.as_tensor(y[rows])]
 X = X.numpy()
 from sklearn_lt.augmentation import SMARTAugmenter
-from sklearn_lt.torch._data import ShuffledBatchSampler
+from sklearn_lt.torch import ShuffledBatchSampler
 sampler = ShuffledBatchSampler(n, B, generator=torch.Generator().manual_seed(0))
 sync = torch.cuda.synchronize if cuda else (lambda: None)
 if cuda:  # the training set on the GPU, as train_module puts it there
@@ -427,20 +428,6 @@ def run_memory(n, d, classes, batches, batch_size, threads, statistics, tau, dev
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def gemm_gflops(d=2048, device="cpu"):
-    """Measured float32 GEMM rate (GFLOP/s) of ``device`` at d x d: the FLOP bound's denominator."""
-    device = torch.device(device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    a, b = torch.randn(d, d, device=device), torch.randn(d, d, device=device)
-    a @ b
-    sync()
-    start = time.perf_counter()
-    for _ in range(5):
-        a @ b
-    sync()
-    return 5 * 2 * d**3 / (time.perf_counter() - start) / 1e9
-
-
 def run_speed(name, seed, device, threads=1, epochs=3):
     """Epoch time of LinearClassifier + SMART through skorch vs a raw torch loop running the same hook.
 
@@ -451,8 +438,7 @@ def run_speed(name, seed, device, threads=1, epochs=3):
 
     from sklearn_lt.augmentation import SMARTAugmenter
     from sklearn_lt.linear_model import LinearClassifier
-    from sklearn_lt.torch._data import ShuffledBatchSampler
-    from sklearn_lt.torch._losses import LogitAdjustedLoss
+    from sklearn_lt.torch import LogitAdjustedLoss, ShuffledBatchSampler
 
     torch.set_num_threads(threads)
     device = torch.device(device)

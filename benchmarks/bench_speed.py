@@ -50,6 +50,7 @@ import time
 
 import numpy as np
 import torch
+from _common import gemm_gflops
 from skorch.callbacks import Callback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -220,7 +221,7 @@ class RawReplay:
             self.hook, self.sampler = kw["augmenter"].make_train_batch_hook(
                 X, y, sample_weight=w, sampler=self.sampler, device=device
             )
-        from sklearn_lt.torch._net import default_optimizer_kwargs
+        from _common import default_optimizer_kwargs
 
         options = default_optimizer_kwargs(call["optimizer"], kw.get("optimizer_kwargs"), device)
         self.optimizer = call["optimizer"](self.module.parameters(), lr=kw.get("lr", 0.1), **options)
@@ -238,7 +239,7 @@ class RawReplay:
             self.valid_batches = SequentialBatchSampler(len(Xv), kw.get("predict_batch_size", 4096))
 
     def step(self, index):
-        from sklearn_lt.torch._net import batch_unpack
+        from _common import batch_unpack
 
         batch = self.data[index]
         if self.hook is not None:
@@ -302,9 +303,9 @@ class StrongRaw:
     """
 
     def __init__(self, call, device):
+        from _common import as_device_tensor, default_optimizer_kwargs
+
         from sklearn_lt.torch import ClassBalancedSampler
-        from sklearn_lt.torch._data import as_device_tensor
-        from sklearn_lt.torch._net import default_optimizer_kwargs
 
         kw = call["kwargs"]
         self.available = kw.get("train_batch_hook") is None and kw.get("augmenter") is None
@@ -427,21 +428,6 @@ def _device_name(device):
     if str(device).startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
     return f"{platform.machine()} CPU, {os.cpu_count()} cores"
-
-
-def gemm_gflops(device, size=4096, repeats=10):
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
-    for _ in range(3):
-        a @ b
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        a @ b
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / min(times) / 1e9
 
 
 # ----------------------------------------------------------------------------- one configuration

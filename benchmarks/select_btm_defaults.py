@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import mean_std, paired_difference, recall_means
 from sklearn.frozen import FrozenEstimator
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_lt.datasets import load_long_tailed
 from sklearn_lt.ensemble import BalancedUndersampleMerger
-from sklearn_lt.metrics import geometric_mean_recall, harmonic_mean_recall
 from sklearn_lt.neural_network import MLPHeadClassifier
 from sklearn_lt.utils import tail_safe_validation_split
 
@@ -49,14 +49,11 @@ POST_TRAININGS = {
     "CE + class-balanced (paper)": {"post_train_loss": "cross_entropy", "post_train_sampling": "class_balanced"},
     "balanced softmax": {"post_train_loss": "balanced_softmax", "post_train_sampling": "instance"},
 }
-METRICS = {"H": harmonic_mean_recall, "G": geometric_mean_recall}
+METRICS = ("H", "G", "Acc")
 
 
 def scores(y_true, y_pred):
-    out = {name: 100 * f(y_true, y_pred) for name, f in METRICS.items()}
-    labels = np.unique(y_true)
-    out["Acc"] = 100 * np.mean([np.mean(y_pred[y_true == c] == c) for c in labels])
-    return out
+    return dict(zip(METRICS, recall_means(y_true, y_pred).tolist()))
 
 
 def validation_data(name, seed, fraction):
@@ -110,7 +107,7 @@ def markdown(records, argv_line, elapsed):
         "(the test splits are not read). The MLP head is pre-trained on the other 70 %.",
         "",
         "Δ = BTM minus its own baseline (the pre-trained model with the same post-training), per seed; "
-        "mean ± std of the paired differences, and the number of seeds where BTM is higher. Absolute values are "
+        "mean ± std (ddof=1) of the paired differences, and the number of seeds where BTM is higher. Absolute values are "
         "mean ± std over seeds. Percentages.",
         "",
     ]
@@ -126,15 +123,15 @@ def markdown(records, argv_line, elapsed):
                 if not cell:
                     continue
                 cell.sort(key=lambda r: r["seed"])
-                vals = {k: np.array([r[k] for r in cell]) for k in ("H", "G", "Acc")}
-                row = [f"{vals[k].mean():.1f} ± {vals[k].std():.1f}" for k in ("H", "G", "Acc")]
+                vals = {k: [r[k] for r in cell] for k in METRICS}
+                row = [mean_std(vals[k], digits=1) for k in METRICS]
                 base_post = post if post in POST_TRAININGS else None
                 if setting != "baseline (no BTM)" and base_post:
                     base = [r for r in rs if r["finetuning"] == "baseline (no BTM)" and r["post_training"] == post]
                     base.sort(key=lambda r: r["seed"])
-                    diffs = {k: vals[k] - np.array([b[k] for b in base]) for k in ("H", "G", "Acc")}
-                    row += [f"{diffs[k].mean():+.1f} ± {diffs[k].std():.1f}" for k in ("H", "G", "Acc")]
-                    row.append(f"{int((diffs['H'] > 0).sum())}/{len(cell)}")
+                    diffs = {k: paired_difference(vals[k], [b[k] for b in base]) for k in METRICS}
+                    row += [f"{diffs[k]['mean']:+.1f} ± {diffs[k]['std']:.1f}" for k in METRICS]
+                    row.append(f"{diffs['H']['improved']}/{len(cell)}")
                 else:
                     row += ["", "", "", ""]
                 secs = [r["seconds"] for r in cell if r["seconds"] is not None]

@@ -2,7 +2,7 @@
 
 ``feature_scale="auto"`` measures distances in units of ``median / c``, where
 ``median`` is the median distance of a training sample to its class mean and
-``c`` is ``sklearn_lt.prototypes._ncm.AUTO_MEDIAN_DISTANCE`` (20): training
+``c`` is 20 (:class:`~sklearn_lt.prototypes.LearnedNCM`'s documented default): training
 behaves as if every data set had a median within-class distance of ``c``
 units. This script scores ``c`` in {5, 10, 20, 40, 80, 160} under the cosine and
 the constant learning-rate schedule, plus the paper's raw units
@@ -30,16 +30,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import format_paired, mean_std
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_lt.datasets import load_long_tailed
 from sklearn_lt.metrics import long_tail_report
 from sklearn_lt.prototypes import LearnedNCM
-from sklearn_lt.prototypes._ncm import AUTO_MEDIAN_DISTANCE, _class_means, _median_distance
 from sklearn_lt.utils import tail_safe_validation_split
 
 RESULTS = Path(__file__).parent / "results" / "ncm_selection.md"
 CONSTANTS = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
+DEFAULT_CONSTANT = 20.0  # feature_scale="auto" is the median distance / 20 (LearnedNCM's docstring)
 SCHEDULES = ("cosine", "constant")
 METRICS = (("overall", "balanced_accuracy"), ("few", "few"), ("HM recall", "harmonic_mean_recall"))
 
@@ -49,6 +50,14 @@ def settings():
     out = {f"c={c:g}, {s}": (c, s) for s in SCHEDULES for c in CONSTANTS}
     out["raw units (feature_scale=1), constant"] = (None, "constant")
     return out
+
+
+def median_distance_to_class_mean(X, y):
+    """Median distance of a sample to its class mean, zero distances left out (what ``"auto"`` divides)."""
+    classes, y_idx = np.unique(y, return_inverse=True)
+    means = np.stack([X[y_idx == k].mean(axis=0) for k in range(len(classes))])
+    distances = np.linalg.norm(X - means[y_idx], axis=1)
+    return float(np.median(distances[distances > 0]))
 
 
 def run(datasets, seeds, fraction, log):
@@ -62,9 +71,7 @@ def run(datasets, seeds, fraction, log):
             scaler = StandardScaler().fit(X_all[train])
             X, X_val = scaler.transform(X_all[train]), scaler.transform(X_all[valid])
             y, y_val = y_all[train], y_all[valid]
-            enc = np.searchsorted(np.unique(y), y)
-            w = np.ones(len(y))
-            median = _median_distance(X, enc, _class_means(X, enc, enc.max() + 1, w), w)
+            median = median_distance_to_class_mean(X, y)
             for label, (c, schedule) in settings().items():
                 scale = 1.0 if c is None else median / c
                 start = time.perf_counter()
@@ -81,7 +88,7 @@ def run(datasets, seeds, fraction, log):
 
 def markdown(scores, datasets, seeds, fraction):
     labels = list(settings())
-    default = f"c={AUTO_MEDIAN_DISTANCE:g}, cosine"
+    default = f"c={DEFAULT_CONSTANT:g}, cosine"
     out = [
         "# Selection of LearnedNCM's feature-scale constant and schedule (validation data only)",
         "",
@@ -89,7 +96,7 @@ def markdown(scores, datasets, seeds, fraction):
         "",
         f"Draws {', '.join(map(str, seeds))} of each data set; in each, {fraction:.0%} of every class of the "
         "*training* part is held out (tail-safe split) and scores the model fitted on the rest; no test sample "
-        "is used. Features standardised on the fitted part. Mean ± std over draws, in %; paired differences "
+        "is used. Features standardised on the fitted part. Mean ± std (ddof=1) over draws, in %; paired differences "
         f"are against the library default ({default}) on the same draw, with the number of draws where the "
         "setting is higher.",
         "",
@@ -101,12 +108,9 @@ def markdown(scores, datasets, seeds, fraction):
         best = max(labels, key=lambda lab: np.mean([r["balanced_accuracy"] for r in scores[(name, lab)]]))
         for label in labels:
             runs = scores[(name, label)]
-            cells = [
-                f"{100 * np.mean([r[k] for r in runs]):.1f} ± {100 * np.std([r[k] for r in runs]):.1f}"
-                for _, k in METRICS
-            ]
-            diff = np.array([r["balanced_accuracy"] for r in runs]) - ref
-            delta = "" if label == default else f"{100 * diff.mean():+.1f} ± {100 * diff.std():.1f} ({(diff > 0).sum()}/{len(diff)})"
+            cells = [mean_std([r[k] for r in runs], scale=100, digits=1) for _, k in METRICS]
+            overall = [r["balanced_accuracy"] for r in runs]
+            delta = "" if label == default else format_paired(overall, ref, scale=100, digits=1)
             mark = " **(best overall)**" if label == best else ""
             out.append(f"| {label}{mark} | " + " | ".join(cells) + f" | {delta} |")
         out.append("")
