@@ -7,6 +7,7 @@ directory. It is not part of the library and uses only its public API.
 """
 
 import argparse
+import platform
 import time
 import warnings
 from pathlib import Path
@@ -153,11 +154,12 @@ def default_optimizer_kwargs(optimizer, optimizer_kwargs, device):
 RESULTS = Path(__file__).parent / "results"
 
 
-def run_datasets_seeds(doc, output, run, markdown, argv=None):
-    """The command line of a script that runs ``run(datasets, seeds)`` and writes ``markdown(...)``.
+def run_datasets_seeds(script, doc, output, run, markdown, argv=None):
+    """The command line of a script that runs ``run(datasets, seeds)`` and writes ``markdown(out, datasets, header)``.
 
     ``--datasets`` (letter and icd10cm) and ``--seeds`` (0 1 2), one torch
-    thread; the table goes to ``--output`` (``results/<output>``) and stdout.
+    thread; ``header`` says how the table was made (command, date, machine,
+    torch, minutes). The table goes to ``--output`` (``results/<output>``) and stdout.
     """
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["letter", "icd10cm"])
@@ -167,6 +169,11 @@ def run_datasets_seeds(doc, output, run, markdown, argv=None):
     torch.set_num_threads(1)
     tic = time.perf_counter()
     out = run(args.datasets, args.seeds)
-    text = markdown(out, args.datasets, args.seeds, time.perf_counter() - tic)
+    header = (
+        f"`python benchmarks/{Path(script).name} --datasets {' '.join(args.datasets)} --seeds "
+        f"{' '.join(map(str, args.seeds))}` — {time.strftime('%Y-%m-%d')}, {platform.processor() or 'cpu'}, "
+        f"torch {torch.__version__}, 1 thread; {(time.perf_counter() - tic) / 60:.1f} min."
+    )
+    text = markdown(out, args.datasets, header)
     Path(args.output).write_text(text + "\n")
     print(text)

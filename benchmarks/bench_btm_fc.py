@@ -15,11 +15,8 @@ Paired Δ: mean ± std over seeds of the row minus ``pre-trained``, and the numb
 of seeds where it is higher. Run ``python benchmarks/bench_btm_fc.py``.
 """
 
-import platform
-import time
 
 import numpy as np
-import torch
 from _common import format_paired, load_split, recall_means, run_datasets_seeds
 from sklearn.frozen import FrozenEstimator
 
@@ -49,13 +46,11 @@ def run(datasets, seeds):
     return out
 
 
-def markdown(out, datasets, seeds, elapsed):
+def markdown(out, datasets, header):
     lines = [
         "# BTM's FC stage on a balanced-softmax MLP head",
         "",
-        (f"`python benchmarks/bench_btm_fc.py --datasets {' '.join(datasets)} --seeds {' '.join(map(str, seeds))}` "
-         f"— {time.strftime('%Y-%m-%d')}, {platform.processor() or 'cpu'}, torch {torch.__version__}, 1 thread; "
-         f"{elapsed / 60:.1f} min. Balanced test splits; percentages, mean over seeds. Paired Δ: row minus the "
+        (f"{header} Balanced test splits; percentages, mean over seeds. Paired Δ: row minus the "
          "pre-trained model, mean ± std (ddof=1) over seeds (seeds higher). BTM settings: tuned options "
          "(lr 0.02, batch auto, balanced-softmax post-training)."),
         "",
@@ -74,7 +69,7 @@ def markdown(out, datasets, seeds, elapsed):
 
 
 def main(argv=None):
-    run_datasets_seeds(__doc__, "btm_fc.md", run, markdown, argv)
+    run_datasets_seeds(__file__, __doc__, "btm_fc.md", run, markdown, argv)
 
 
 if __name__ == "__main__":

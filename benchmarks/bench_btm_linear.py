@@ -15,11 +15,9 @@ the paired differences of H-mean, G-mean and mean per-class recall.
 Run ``python benchmarks/bench_btm_linear.py`` (letter and icd10cm, seeds 0-2).
 """
 
-import platform
 import time
 
 import numpy as np
-import torch
 from _common import format_paired, load_split, recall_means, run_datasets_seeds
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
@@ -56,13 +54,11 @@ def run(datasets, seeds):
     return out
 
 
-def markdown(out, datasets, seeds, elapsed):
+def markdown(out, datasets, header):
     lines = [
         "# BTM on scikit-learn's LogisticRegression",
         "",
-        (f"`python benchmarks/bench_btm_linear.py --datasets {' '.join(datasets)} --seeds "
-         f"{' '.join(map(str, seeds))}` — {time.strftime('%Y-%m-%d')}, {platform.processor() or 'cpu'}, "
-         f"torch {torch.__version__}, 1 thread; {elapsed / 60:.1f} min."),
+        header,
         "",
         ("Per seed, BTM and its own baseline (the same post-training alone) start from one pre-trained "
          "`LogisticRegression(max_iter=1000)`. Max |Δlogit| and 'predictions differ' compare BTM with its "
@@ -90,7 +86,7 @@ def markdown(out, datasets, seeds, elapsed):
 
 
 def main(argv=None):
-    run_datasets_seeds(__doc__, "btm_linear.md", run, markdown, argv)
+    run_datasets_seeds(__file__, __doc__, "btm_linear.md", run, markdown, argv)
 
 
 if __name__ == "__main__":

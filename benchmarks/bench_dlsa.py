@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import gemm_gflops
+from _common import gemm_gflops, load_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -207,10 +207,7 @@ def run_paired(datasets, seeds, variants, jsonl):
 
     for dataset in datasets:
         for seed in seeds:
-            data = load_long_tailed(dataset, random_state=seed)
-            scaler = StandardScaler().fit(data.X_train)
-            X, X_test = scaler.transform(data.X_train), scaler.transform(data.X_test)
-            y, y_test = data.y_train, data.y_test
+            X, y, X_test, y_test = load_split(dataset, seed)
             base = LinearClassifier(loss="balanced_softmax", random_state=seed, device="cpu").fit(X, y)
             base_report = long_tail_report(y_test, base.predict(X_test), y_train=y, output_dict=True)
             for name in variants:
@@ -300,25 +297,23 @@ def run_probe(datasets, seeds, separations=(0.5, 0.75, 0.9, 1.0)):
     rows = {}
     for dataset in datasets:
         for seed in seeds:
-            data = load_long_tailed(dataset, random_state=seed)
-            scaler = StandardScaler().fit(data.X_train)
-            X, X_test = scaler.transform(data.X_train), scaler.transform(data.X_test)
-            classes, counts = np.unique(data.y_train, return_counts=True)
+            X, y, X_test, y_test = load_split(dataset, seed)
+            classes, counts = np.unique(y, return_counts=True)
             tail_class = dict(zip(classes, counts <= 50))
             rng = np.random.default_rng(seed)
-            single = LinearClassifier(loss="balanced_softmax", random_state=seed, device="cpu").fit(X, data.y_train)
-            rows.setdefault((dataset, "one classifier"), []).append(single.score(X_test, data.y_test))
+            single = LinearClassifier(loss="balanced_softmax", random_state=seed, device="cpu").fit(X, y)
+            rows.setdefault((dataset, "one classifier"), []).append(single.score(X_test, y_test))
             for p in separations:
-                def groups(y):
-                    is_tail = np.array([tail_class[c] for c in y])
-                    return np.where(is_tail, rng.random(len(y)) < p, rng.random(len(y)) >= p)
-                g_train, g_test = groups(data.y_train), groups(data.y_test)
-                pred = np.empty_like(data.y_test)
+                def groups(labels):
+                    is_tail = np.array([tail_class[c] for c in labels])
+                    return np.where(is_tail, rng.random(len(labels)) < p, rng.random(len(labels)) >= p)
+                g_train, g_test = groups(y), groups(y_test)
+                pred = np.empty_like(y_test)
                 for g in (True, False):
                     clf = LinearClassifier(loss="balanced_softmax", random_state=seed, device="cpu")
-                    clf.fit(X[g_train == g], data.y_train[g_train == g])
+                    clf.fit(X[g_train == g], y[g_train == g])
                     pred[g_test == g] = clf.predict(X_test[g_test == g])
-                rows.setdefault((dataset, f"p = {p}"), []).append(float(np.mean(pred == data.y_test)))
+                rows.setdefault((dataset, f"p = {p}"), []).append(float(np.mean(pred == y_test)))
             log(f"probe {dataset} seed {seed}: " + ", ".join(f"{k[1]} {v[-1]:.4f}" for k, v in rows.items() if k[0] == dataset))
     out = [
         "\n## Is head/tail separation worth it here? (the paper's Fig. 2 probe)\n",
@@ -346,10 +341,7 @@ def run_stage_probe(datasets, seeds):
     rows = {}
     for dataset in datasets:
         for seed in seeds:
-            data = load_long_tailed(dataset, random_state=seed)
-            scaler = StandardScaler().fit(data.X_train)
-            X, X_test = scaler.transform(data.X_train), scaler.transform(data.X_test)
-            y, y_test = data.y_train, data.y_test
+            X, y, X_test, y_test = load_split(dataset, seed)
             base = LinearClassifier(loss="balanced_softmax", random_state=seed, device="cpu").fit(X, y)
             dlsa = DLSAClassifier(random_state=seed, device="cpu").fit(X, y)
             stage_train, stage_test = dlsa.route(X), dlsa.route(X_test)

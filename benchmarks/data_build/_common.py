@@ -55,3 +55,29 @@ def report_file(path):
     with np.load(path, allow_pickle=False) as z:
         for k in z.files:
             print(f"  {k}: {z[k].dtype} {z[k].shape}", flush=True)
+
+
+def cap_per_class(labels, classes, max_per_class, rng):
+    """Indices of the samples of ``classes``, at most ``max_per_class`` of each (drawn with ``rng``, class by
+    class in the order given), sorted: the samples keep their order in the source."""
+    keep = []
+    for c in classes:
+        idx = np.flatnonzero(labels == c)
+        if len(idx) > max_per_class:
+            idx = np.sort(rng.permutation(idx)[:max_per_class])
+        keep.append(idx)
+    return np.sort(np.concatenate(keep))
+
+
+def embed_and_save(filename, texts, y, **arrays):
+    """Embed ``texts``, check the matrix and save it (float16 ``X``) with ``y``, ``texts`` and ``arrays``
+    to ``OUT_DIR / filename``; print the file and its classes. Returns ``X`` and the embedding seconds."""
+    E, seconds = embed(texts.tolist())
+    X = E.astype(np.float16)
+    assert X.shape == (len(y), 384) and np.isfinite(X).all()
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    out = OUT_DIR / filename
+    np.savez_compressed(out, X=X, y=y, texts=texts, **arrays)
+    report_file(out)
+    class_summary(y)
+    return X, seconds

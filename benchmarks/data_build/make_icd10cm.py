@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import simple_icd_10_cm as cm
-from _common import OUT_DIR, class_summary, cv_sanity, embed, report_file
+from _common import cap_per_class, cv_sanity, embed_and_save
 
 MIN_PER_BLOCK, MAX_PER_BLOCK = 40, 260
 
@@ -27,29 +27,14 @@ kept_blocks = names[counts >= MIN_PER_BLOCK]
 print(f"blocks with >= {MIN_PER_BLOCK} codes: {len(kept_blocks)} "
       f"(natural sizes {counts[counts >= MIN_PER_BLOCK].min()}..{counts.max()})")
 
-rng = np.random.default_rng(0)
-keep_idx = []
-for b in kept_blocks:  # sorted block order
-    idx = np.flatnonzero(blk_all == b)
-    if len(idx) > MAX_PER_BLOCK:
-        idx = np.sort(rng.permutation(idx)[:MAX_PER_BLOCK])
-    keep_idx.append(idx)
-keep_idx = np.sort(np.concatenate(keep_idx))  # codes in ICD order
+keep_idx = cap_per_class(blk_all, kept_blocks, MAX_PER_BLOCK, np.random.default_rng(0))  # codes in ICD order
 codes = codes_all[keep_idx]
 y = blk_all[keep_idx]
 texts = np.array([cm.get_description(c) for c in codes], dtype=str)
 block_titles = np.array([cm.get_description(b) for b in np.unique(y)], dtype=str)
 print(f"selected {len(codes)} codes in {time.time() - t0:.1f} s")
 
-E, dt = embed(texts.tolist())
-X = E.astype(np.float16)
-assert X.shape == (len(y), 384) and np.isfinite(X).all()
-
-OUT_DIR.mkdir(parents=True, exist_ok=True)
-out = OUT_DIR / "icd10cm_blocks_minilm.npz"
-np.savez_compressed(out, X=X, y=y, codes=codes, texts=texts, block_titles=block_titles)
-report_file(out)
-class_summary(y)
+X, dt = embed_and_save("icd10cm_blocks_minilm.npz", texts, y, codes=codes, block_titles=block_titles)
 print("examples:", list(zip(codes[:3], y[:3], texts[:3])))
 print("first block titles:", list(zip(np.unique(y)[:3], block_titles[:3])))
 cv_sanity(X, y)

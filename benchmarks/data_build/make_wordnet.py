@@ -8,7 +8,7 @@ import re
 import time
 
 import numpy as np
-from _common import DEBROOT, OUT_DIR, class_summary, cv_sanity, embed, report_file
+from _common import DEBROOT, cap_per_class, cv_sanity, embed_and_save
 
 MIN_PER_CLASS, MAX_PER_CLASS = 200, 600
 WN = os.environ.get("WN_DIR", str(DEBROOT / "usr/share/wordnet"))
@@ -49,26 +49,12 @@ kept = names[counts >= MIN_PER_CLASS]
 print(f"classes with >= {MIN_PER_CLASS} synsets: {len(kept)}; dropped: "
       f"{[(n, int(c)) for n, c in zip(names, counts) if c < MIN_PER_CLASS]}")
 
-rng = np.random.default_rng(0)
-keep_idx = []
-for c in kept:  # sorted lexname order
-    idx = np.flatnonzero(y_all == c)
-    if len(idx) > MAX_PER_CLASS:
-        idx = np.sort(rng.permutation(idx)[:MAX_PER_CLASS])
-    keep_idx.append(idx)
-keep_idx = np.sort(np.concatenate(keep_idx))  # file order: noun, verb, adj, adv, by offset
+# file order: noun, verb, adj, adv, by offset
+keep_idx = cap_per_class(y_all, kept, MAX_PER_CLASS, np.random.default_rng(0))
 texts, y = T_all[keep_idx], y_all[keep_idx]
 print(f"selected {len(texts)} synsets")
 
-E, dt = embed(texts.tolist())
-X = E.astype(np.float16)
-assert X.shape == (len(y), 384) and np.isfinite(X).all()
-
-OUT_DIR.mkdir(parents=True, exist_ok=True)
-out = OUT_DIR / "wordnet_supersenses_minilm.npz"
-np.savez_compressed(out, X=X, y=y, texts=texts)
-report_file(out)
-class_summary(y)
+X, dt = embed_and_save("wordnet_supersenses_minilm.npz", texts, y)
 print("examples:", list(zip(y[:2], texts[:2])))
 cv_sanity(X, y)
 print(f"total {time.time() - t0:.1f} s (embedding {dt:.1f} s)")
