@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import format_paired
 from scipy.optimize import brentq
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.frozen import FrozenEstimator
@@ -134,11 +135,6 @@ def _ms(values, scale=100.0, digits=1):
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def _signed(values):
-    text = _ms(values)
-    return text if text.startswith("-") else "+" + text
-
-
 def quality_markdown(dataset, seeds, rows, diag):
     base = rows["cRT (base)"]
     lines = [
@@ -156,17 +152,16 @@ def quality_markdown(dataset, seeds, rows, diag):
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, runs in rows.items():
-        d_few = [r["few"] - b["few"] for r, b in zip(runs, base)]
-        d_all = [r["balanced_accuracy"] - b["balanced_accuracy"] for r, b in zip(runs, base)]
-        d_hm = [r["harmonic_mean_recall"] - b["harmonic_mean_recall"] for r, b in zip(runs, base)]
+        d_few, d_all, d_hm = (
+            format_paired([r[key] for r in runs], [b[key] for b in base], scale=100, digits=1)
+            for key in ("few", "balanced_accuracy", "harmonic_mean_recall")
+        )
         is_base = name == "cRT (base)"
         lines.append(
             f"| {name} | {_ms([r['few'] for r in runs])} | {_ms([r['medium'] for r in runs])} "
             f"| {_ms([r['many'] for r in runs])} | {_ms([r['balanced_accuracy'] for r in runs])} "
             f"| {_ms([r['harmonic_mean_recall'] for r in runs])} "
-            f"| {'' if is_base else _signed(d_few) + f' ({sum(d > 0 for d in d_few)}/{len(d_few)})'} "
-            f"| {'' if is_base else _signed(d_all) + f' ({sum(d > 0 for d in d_all)}/{len(d_all)})'} "
-            f"| {'' if is_base else _signed(d_hm) + f' ({sum(d > 0 for d in d_hm)}/{len(d_hm)})'} "
+            f"| {'' if is_base else d_few} | {'' if is_base else d_all} | {'' if is_base else d_hm} "
             f"| {'' if is_base else _ms([r['scale'] for r in runs], 1, 2)} "
             f"| {'' if is_base else _ms([r['epoch'] for r in runs], 1, 1)} "
             f"| {'' if is_base else _ms([r['fit_s'] for r in runs], 1, 1)} |"
@@ -181,10 +176,8 @@ def quality_markdown(dataset, seeds, rows, diag):
     for label, a, b in CONTRASTS:
         if a not in rows or b not in rows:
             continue
-        cells = []
-        for _, key in METRICS:
-            diff = [ra[key] - rb[key] for ra, rb in zip(rows[a], rows[b])]
-            cells.append(f"{_signed(diff)} ({sum(d > 0 for d in diff)}/{len(diff)})")
+        cells = [format_paired([r[key] for r in rows[a]], [r[key] for r in rows[b]], scale=100, digits=1)
+                 for _, key in METRICS]
         few = [ra["few"] - rb["few"] for ra, rb in zip(rows[a], rows[b])]
         lines.append(f"| {label} | {' | '.join(cells)} | {', '.join(f'{100 * v:+.1f}' for v in few)} |")
     lines.append("")
