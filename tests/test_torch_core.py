@@ -9,6 +9,7 @@ from scipy.stats import chisquare
 from skorch import NeuralNet
 from torch import nn
 
+from sklearn_lt.flows import DLSAClassifier
 from sklearn_lt.linear_model import LinearClassifier
 from sklearn_lt.torch import ArrayDataset, ClassBalancedSampler, LogitAdjustedLoss, ShuffledBatchSampler, resolve_device
 
@@ -106,6 +107,25 @@ def test_same_random_state_gives_bit_identical_model_and_leaves_global_rng(small
     np.testing.assert_array_equal(a.coef_, b.coef_)
     c = LinearClassifier(random_state=8, sampling="class_balanced").fit(X, y)
     assert not np.array_equal(a.coef_, c.coef_)
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        LinearClassifier(max_epochs=3, random_state=0),
+        DLSAClassifier(flow_max_epochs=2, max_epochs=3, device="cpu", random_state=0),
+    ],
+    ids=["LinearClassifier", "DLSAClassifier"],
+)
+def test_predicting_leaves_the_global_rng_alone(small_lt, estimator):
+    # a DataLoader draws a seed from torch's global generator each time it is iterated: predicting
+    # through skorch's forward moved the caller's random stream
+    X, X_test, y, _ = small_lt
+    estimator.fit(X, y)
+    state = torch.get_rng_state()
+    estimator.predict_proba(X_test)
+    estimator.predict(X_test[:7])
+    assert torch.equal(torch.get_rng_state(), state)
 
 
 def test_net_and_history_exposed(small_lt):

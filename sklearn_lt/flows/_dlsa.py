@@ -18,7 +18,7 @@ from torch.utils.data import Sampler
 
 from ..torch._base import BaseTorchClassifier
 from ..torch._callbacks import TrainingDivergedError
-from ..torch._data import ShuffledBatchSampler
+from ..torch._data import PREDICT_BATCH_ROWS, ShuffledBatchSampler, batched_forward, row_batches
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import train_module
 from ..utils import _param_constraints as pc
@@ -202,7 +202,7 @@ class _RecordLossTerms(Callback):
             net.history.record(key, float(value) / max(self._n, 1))
 
 
-def reestimate_flow_statistics(module, X, y, batch_size=4096):
+def reestimate_flow_statistics(module, X, y, batch_size=PREDICT_BATCH_ROWS):
     """Set the batch-norm statistics of a flow to those of its current weights on the training stream.
 
     During training a batch-norm bijection normalises each batch by its own
@@ -225,7 +225,7 @@ def reestimate_flow_statistics(module, X, y, batch_size=4096):
         The flow's training samples.
     y : ndarray of shape (n_samples,)
         Their encoded labels.
-    batch_size : int, default=4096
+    batch_size : int, default=PREDICT_BATCH_ROWS
         Rows per forward chunk.
     """
     norms = list(module.norms)
@@ -240,9 +240,8 @@ def reestimate_flow_statistics(module, X, y, batch_size=4096):
         for depth, norm in enumerate(norms):
             total = torch.zeros(norm.running_mean.shape, dtype=torch.float64, device=device)
             total_sq = torch.zeros_like(total)
-            for start in range(0, len(y), batch_size):
-                xb = torch.as_tensor(np.asarray(X[start : start + batch_size]), dtype=torch.float32, device=device)
-                wb = torch.as_tensor(weights[start : start + batch_size], device=device)[:, None]
+            for rows, xb in row_batches(X, device, batch_size):
+                wb = torch.as_tensor(weights[rows], device=device)[:, None]
                 z = (xb - module.input_mean) / module.input_scale
                 for block in range(depth + 1):
                     z, _ = module.mafs[block]().call_and_ladj(z)
@@ -942,20 +941,13 @@ def _separation(stages, n_filters, is_tail):
     return result
 
 
-def _flow_outputs(flow_net, X, batch_size=4096):
+def _flow_outputs(flow_net, X):
     """``(log p(x), z, cluster)`` of a fitted flow net on ``X``, in evaluation mode, as numpy."""
-    module = flow_net.module_
-    module.eval()
-    llh, latent, cluster = [], [], []
-    with torch.inference_mode():
-        for start in range(0, len(X), batch_size):
-            xb = torch.as_tensor(np.asarray(X[start : start + batch_size]), dtype=torch.float32, device=flow_net.device)
-            z, ladj = module.transform(xb)
-            comp = module.component_log_likelihood(z, ladj)
-            llh.append((torch.logsumexp(comp, 1) - math.log(module.n_clusters)).double().cpu().numpy())
-            latent.append(z.cpu().numpy())
-            cluster.append(comp.argmax(1).cpu().numpy())
-    if not llh:
-        d = module.n_features
-        return np.zeros(0), np.zeros((0, d), dtype=np.float32), np.zeros(0, dtype=np.int64)
-    return np.concatenate(llh), np.concatenate(latent), np.concatenate(cluster)
+
+    def forward(module, batch):
+        z, ladj = module.transform(batch)
+        comp = module.component_log_likelihood(z, ladj)
+        return (torch.logsumexp(comp, 1) - math.log(module.n_clusters)).double(), z, comp.argmax(1)
+
+    llh, latent, cluster = batched_forward(flow_net.module_, X, device=flow_net.device, forward=forward)
+    return llh.numpy(), latent.numpy(), cluster.numpy()
