@@ -270,6 +270,20 @@ def test_flow_epoch_selection_keeps_the_authors_best_epoch(separable):
     assert "pure_clusters" not in history[-1]
 
 
+def test_stage_classifiers_keep_their_epoch_of_lowest_validation_loss(separable):
+    X, y, _, _ = separable
+    clf = DLSAClassifier(flow_max_epochs=2, max_epochs=12, lr=0.3, random_state=0, device="cpu").fit(X, y)
+    not_last = 0
+    for net in clf.stage_nets_ + [clf.net_]:
+        losses = np.asarray(net.history[:, "valid_loss"])
+        best = int(np.argmin(losses))  # the first of equal losses, as skorch's EarlyStopping restores
+        assert np.flatnonzero(net.history[:, "kept"])[-1] == best
+        not_last += best < len(losses) - 1
+    assert not_last  # a restore happened: the kept epoch is not simply the last one
+    # no epoch at all: nothing to restore, and no error
+    DLSAClassifier(flow_max_epochs=1, max_epochs=0, random_state=0, device="cpu").fit(X, y)
+
+
 def test_count_pure_clusters_follows_the_authors_thresholds():
     clusters = np.repeat([0, 1, 2, 3], [11, 10, 20, 5])
     y = np.r_[np.zeros(11), np.ones(10), np.r_[np.zeros(14), np.ones(6)], np.zeros(5)].astype(int)

@@ -128,6 +128,37 @@ def test_predicting_leaves_the_global_rng_alone(small_lt, estimator):
     assert torch.equal(torch.get_rng_state(), state)
 
 
+@pytest.mark.parametrize(
+    "scores",
+    [[3.0, 1.0, 2.0, 1.0, 1.5], [2.0, 2.0, 2.0], [np.nan, 4.0, np.inf, 4.0, 3.0], [1.0, 2.0, 3.0], [5.0, 4.0, 3.0]],
+)
+def test_keep_best_epoch_lower_is_better_keeps_the_epoch_early_stopping_restores(scores):
+    # DLSA's classifiers kept their best validation epoch with skorch's EarlyStopping before they used
+    # KeepBestEpoch: the kept epoch must be the same, ties (first wins) and non-finite losses included
+    from skorch.callbacks import EarlyStopping
+    from skorch.history import History
+
+    from sklearn_lt.torch._callbacks import KeepBestEpoch
+
+    def kept_weight(callback):
+        net = type("Net", (), {})()
+        net.module_, net.history, net.max_epochs, net.verbose = nn.Linear(1, 1), History(), len(scores), 0
+        callback.on_train_begin(net)
+        for epoch, score in enumerate(scores, start=1):
+            with torch.no_grad():
+                net.module_.weight.fill_(epoch)
+            net.history.new_epoch()
+            net.history.record("epoch", epoch)
+            net.history.record("valid_loss", score)
+            callback.on_epoch_end(net)
+        callback.on_train_end(net)
+        return net.module_.weight.item()
+
+    early = EarlyStopping(patience=len(scores) + 1, threshold=0.0, load_best=True, sink=lambda *a, **k: None)
+    ours = KeepBestEpoch("valid_loss", min_epochs=1, lower_is_better=True)
+    assert kept_weight(ours) == kept_weight(early) == ours.best_epoch_ == early.best_epoch_
+
+
 def test_net_and_history_exposed(small_lt):
     X, _, y, _ = small_lt
     clf = LinearClassifier(max_epochs=4, random_state=0).fit(X, y)

@@ -10,14 +10,13 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.callbacks import Callback, EarlyStopping
-from skorch.utils import noop
+from skorch.callbacks import Callback
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Sampler
 
 from ..torch._base import BaseTorchClassifier
-from ..torch._callbacks import TrainingDivergedError
+from ..torch._callbacks import KeepBestEpoch, TrainingDivergedError
 from ..torch._data import PREDICT_BATCH_ROWS, ShuffledBatchSampler, batched_forward, row_batches
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import train_module
@@ -340,11 +339,6 @@ class _SelectFlowEpoch(Callback):
         self._best_state = self.X_train = self.y_train = self.valid = None
 
 
-def _keep_best_on_validation():
-    # patience beyond any epoch count: never stops, only restores the epoch of lowest valid_loss
-    return ("keep_best", EarlyStopping(patience=np.iinfo(np.int32).max, threshold=0.0, load_best=True, sink=noop))
-
-
 def flow_class_weights(counts, q):
     """The likelihood weights ``w(y) = n_y^-q / sum_c n_c^-q`` over the classes present (0 for absent ones)."""
     counts = np.asarray(counts, dtype=np.float64)
@@ -646,8 +640,10 @@ class DLSAClassifier(BaseTorchClassifier):
     # ------------------------------------------------------------------ checks
     # ------------------------------------------------------------------ fit
     def _train_classifier(self, module, prior_counts, features, y, sample_weight, valid, generator):
-        # skorch's load_best has no epoch to restore after 0 epochs (it raised IndexError)
-        callbacks = [_keep_best_on_validation()] if valid is not None and self.max_epochs > 0 else None
+        # the epoch of lowest validation loss, the first of equal ones (as skorch's EarlyStopping restores it)
+        callbacks = None
+        if valid is not None:
+            callbacks = [("keep_best", KeepBestEpoch("valid_loss", min_epochs=1, lower_is_better=True))]
         return train_module(
             module,
             LogitAdjustedLoss(prior_counts, tau=1.0),
