@@ -13,14 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sklearn_lt.flows import BatchNormBijection, ClusterAidedClassifier, DLSAClassifier, GaussianMixtureFlow
-from sklearn_lt.flows._dlsa import (
-    ClassPairSampler,
-    DLSAFlowLoss,
-    auto_center_std,
-    auto_n_clusters,
-    count_pure_clusters,
-    flow_class_weights,
-)
+from sklearn_lt.flows._dlsa import auto_center_std, auto_n_clusters
+from sklearn_lt.flows._flow_training import ClassPairSampler, DLSAFlowLoss, count_pure_clusters, flow_class_weights
 from sklearn_lt.linear_model import LinearClassifier
 
 FAST = dict(flow_max_epochs=3, max_epochs=10, device="cpu")
