@@ -343,7 +343,8 @@ class DLSAClassifier(BaseTorchClassifier):
 
         The samples a filter does not route go on to the next filter; what is
         left after the last one trains the final balanced-softmax classifier,
-        which is returned (``net_``).
+        which is returned (``net_``). Suffix ``_t``: indices into the training
+        rows ``data.Xt``; ``_v``: into the validation rows ``data.Xv``.
         """
         data = self._split(X, y, sample_weight, generator)
         self._start_cascade(data)
@@ -504,7 +505,7 @@ class DLSAClassifier(BaseTorchClassifier):
 
     def _train_classifier(self, module, prior_counts, features, y, sample_weight, valid, generator):
         """Train a stage's classifier with the balanced-softmax loss, keeping its epoch of lowest validation loss."""
-        # the first of equal losses, as skorch's EarlyStopping restores it (DLSA used it before)
+        # the first of equal losses: the epoch skorch's EarlyStopping(threshold=0), used before, restored
         callbacks = None
         if valid is not None:
             callbacks = [("keep_best", KeepBestEpoch("valid_loss", min_epochs=1, lower_is_better=True))]
