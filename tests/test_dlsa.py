@@ -13,14 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sklearn_lt.flows import BatchNormBijection, ClusterAidedClassifier, DLSAClassifier, GaussianMixtureFlow
-from sklearn_lt.flows._dlsa import (
-    ClassPairSampler,
-    DLSAFlowLoss,
-    auto_center_std,
-    auto_n_clusters,
-    count_pure_clusters,
-    flow_class_weights,
-)
+from sklearn_lt.flows._dlsa import auto_center_std, auto_n_clusters
+from sklearn_lt.flows._flow_training import ClassPairSampler, DLSAFlowLoss, count_pure_clusters, flow_class_weights
 from sklearn_lt.linear_model import LinearClassifier
 
 FAST = dict(flow_max_epochs=3, max_epochs=10, device="cpu")
@@ -268,6 +262,20 @@ def test_flow_epoch_selection_keeps_the_authors_best_epoch(separable):
     history = lik.fit(X, y).flow_nets_[0].history
     assert lik.flow_epochs_ == [int(np.argmin(history[:, "valid_loss"])) + 1]
     assert "pure_clusters" not in history[-1]
+
+
+def test_stage_classifiers_keep_their_epoch_of_lowest_validation_loss(separable):
+    X, y, _, _ = separable
+    clf = DLSAClassifier(flow_max_epochs=2, max_epochs=12, lr=0.3, random_state=0, device="cpu").fit(X, y)
+    not_last = 0
+    for net in clf.stage_nets_ + [clf.net_]:
+        losses = np.asarray(net.history[:, "valid_loss"])
+        best = int(np.argmin(losses))  # the first of equal losses, as skorch's EarlyStopping restores
+        assert np.flatnonzero(net.history[:, "kept"])[-1] == best
+        not_last += best < len(losses) - 1
+    assert not_last  # a restore happened: the kept epoch is not simply the last one
+    # no epoch at all: nothing to restore, and no error
+    DLSAClassifier(flow_max_epochs=1, max_epochs=0, random_state=0, device="cpu").fit(X, y)
 
 
 def test_count_pure_clusters_follows_the_authors_thresholds():

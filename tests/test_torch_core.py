@@ -9,6 +9,7 @@ from scipy.stats import chisquare
 from skorch import NeuralNet
 from torch import nn
 
+from sklearn_lt.flows import DLSAClassifier
 from sklearn_lt.linear_model import LinearClassifier
 from sklearn_lt.torch import ArrayDataset, ClassBalancedSampler, LogitAdjustedLoss, ShuffledBatchSampler, resolve_device
 
@@ -106,6 +107,56 @@ def test_same_random_state_gives_bit_identical_model_and_leaves_global_rng(small
     np.testing.assert_array_equal(a.coef_, b.coef_)
     c = LinearClassifier(random_state=8, sampling="class_balanced").fit(X, y)
     assert not np.array_equal(a.coef_, c.coef_)
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        LinearClassifier(max_epochs=3, random_state=0),
+        DLSAClassifier(flow_max_epochs=2, max_epochs=3, device="cpu", random_state=0),
+    ],
+    ids=["LinearClassifier", "DLSAClassifier"],
+)
+def test_predicting_leaves_the_global_rng_alone(small_lt, estimator):
+    # a DataLoader draws a seed from torch's global generator each time it is iterated: predicting
+    # through skorch's forward moved the caller's random stream
+    X, X_test, y, _ = small_lt
+    estimator.fit(X, y)
+    state = torch.get_rng_state()
+    estimator.predict_proba(X_test)
+    estimator.predict(X_test[:7])
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize(
+    "scores",
+    [[3.0, 1.0, 2.0, 1.0, 1.5], [2.0, 2.0, 2.0], [np.nan, 4.0, np.inf, 4.0, 3.0], [1.0, 2.0, 3.0], [5.0, 4.0, 3.0]],
+)
+def test_keep_best_epoch_lower_is_better_keeps_the_epoch_early_stopping_restores(scores):
+    # DLSA's classifiers kept their best validation epoch with skorch's EarlyStopping before they used
+    # KeepBestEpoch: the kept epoch must be the same, ties (first wins) and non-finite losses included
+    from skorch.callbacks import EarlyStopping
+    from skorch.history import History
+
+    from sklearn_lt.torch._callbacks import KeepBestEpoch
+
+    def kept_weight(callback):
+        net = type("Net", (), {})()
+        net.module_, net.history, net.max_epochs, net.verbose = nn.Linear(1, 1), History(), len(scores), 0
+        callback.on_train_begin(net)
+        for epoch, score in enumerate(scores, start=1):
+            with torch.no_grad():
+                net.module_.weight.fill_(epoch)
+            net.history.new_epoch()
+            net.history.record("epoch", epoch)
+            net.history.record("valid_loss", score)
+            callback.on_epoch_end(net)
+        callback.on_train_end(net)
+        return net.module_.weight.item()
+
+    early = EarlyStopping(patience=len(scores) + 1, threshold=0.0, load_best=True, sink=lambda *a, **k: None)
+    ours = KeepBestEpoch("valid_loss", min_epochs=1, lower_is_better=True)
+    assert kept_weight(ours) == kept_weight(early) == ours.best_epoch_ == early.best_epoch_
 
 
 def test_net_and_history_exposed(small_lt):

@@ -17,12 +17,10 @@ from sklearn.linear_model._base import LinearClassifierMixin
 from torch import nn
 
 from ..torch._base import BaseTorchClassifier, ClassifierOutputMixin
+from ..torch._data import batched_forward, row_batches
 from ..torch._device import seeded
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import batch_norm_layers, has_batch_norm, make_train_sampler, train_module
-
-_PREDICT_BATCH = 4096
-
 
 # --------------------------------------------------------------------------------------------
 # What BTM needs from a model, for the three kinds of model it accepts. A "model" is a fitted
@@ -32,21 +30,15 @@ _PREDICT_BATCH = 4096
 
 def _forward(module, X, device, *, capture=None):
     """Logits of ``module`` on ``X`` in eval mode (and the input of layer ``capture`` if given)."""
-    module.eval()
-    outputs, inputs = [], []
+    inputs = []
     handle = None
     if capture is not None:
         handle = capture.register_forward_hook(lambda layer, args, out: inputs.append(args[0].detach().cpu()))
     try:
-        with torch.inference_mode():
-            for start in range(0, len(X), _PREDICT_BATCH):
-                # a copy: as_tensor would wrap a read-only input (a memmap) and torch warns about it
-                Xb = torch.tensor(X[start : start + _PREDICT_BATCH], dtype=torch.float32, device=device)
-                outputs.append(module(Xb).detach().cpu().float())
+        logits = batched_forward(module, X, device=device).float().numpy()
     finally:
         if handle is not None:
             handle.remove()
-    logits = torch.cat(outputs).numpy()
     if capture is None:
         return logits
     return logits, torch.cat(inputs).numpy()
@@ -215,10 +207,10 @@ class _TorchKind:
             m.reset_running_stats()
             m.momentum = None  # cumulative average over the batches: the statistics of the whole data
             m.train()
-        batches = [b for b in torch.arange(len(X)).split(_PREDICT_BATCH) if len(b) > 1]
         with torch.no_grad():
-            for b in batches:
-                module(torch.as_tensor(X[b.numpy()], dtype=torch.float32, device=device))
+            for _, batch in row_batches(X, device):
+                if len(batch) > 1:  # a batch of one has no variance to average in
+                    module(batch)
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
         module.eval()

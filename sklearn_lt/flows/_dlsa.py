@@ -1,6 +1,5 @@
 """DLSA: dynamic label space adjustment by a cascade of Gaussian-mixture flow filters (Xu et al., ECCV 2022)."""
 
-import copy
 import math
 import numbers
 import warnings
@@ -10,20 +9,25 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.callbacks import Callback, EarlyStopping
-from skorch.utils import noop
 from torch import nn
-from torch.nn import functional as F
-from torch.utils.data import Sampler
 
 from ..torch._base import BaseTorchClassifier
-from ..torch._callbacks import TrainingDivergedError
+from ..torch._callbacks import KeepBestEpoch, TrainingDivergedError
 from ..torch._data import ShuffledBatchSampler
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import train_module
 from ..utils import _param_constraints as pc
 from ..utils._split import tail_safe_validation_split
-from ..utils._validation import check_float32_range, check_positive_int
+from ..utils._validation import check_float32_range
+from ._flow_training import (
+    ClassPairSampler,
+    DLSAFlowLoss,
+    RecordLossTerms,
+    SelectFlowEpoch,
+    effective_lambda_mle,
+    flow_class_weights,
+    flow_outputs,
+)
 from ._modules import ClusterAidedClassifier, GaussianMixtureFlow
 
 #: head/tail border of the paper's separation diagnostic (Fig. 2 and 7): a tail class has at most 50 samples
@@ -34,13 +38,6 @@ MAX_AUTO_CLUSTERS = 500
 SAMPLES_PER_CLUSTER = 50
 #: mean distance between two mixture centres aimed at by ``center_std="auto"`` (Supp. Sec. 3)
 CENTER_DISTANCE = 3.0
-#: the authors' flow-epoch criterion (``train_dlsa.py``): count clusters purer than this ...
-SELECTION_MIN_PURITY = 0.7
-#: ... holding more than this many training samples ...
-SELECTION_MIN_SIZE = 10
-#: ... and reject an epoch whose largest cluster holds 5,000 samples or more, on ImageNet-LT's
-#: 115,846 samples in 500 clusters: 21.6 times the mean cluster size, the scale-free form used here
-SELECTION_MAX_CLUSTER_RATIO = 5000 / (115_846 / 500)
 
 
 def auto_n_clusters(n_samples, n_classes):
@@ -70,310 +67,6 @@ def auto_center_std(n_features):
     would put all centres within 0.3 of each other: every cluster the same.
     """
     return CENTER_DISTANCE / math.sqrt(2.0 * max(int(n_features), 1))
-
-
-class ClassPairSampler(Sampler):
-    """Pairs of samples from two different, uniformly drawn classes (DLSA's flow-training stream).
-
-    Each pair draws a class ``a`` uniformly, a class ``b != a`` uniformly among
-    the others, and one random sample of each; a batch of ``batch_size`` pairs
-    is yielded as one index tensor ``[a-samples..., b-samples...]`` of length
-    ``2 * batch_size`` (the last one may be shorter). An epoch is ``len(y)`` pairs.
-
-    Parameters
-    ----------
-    y : array-like of shape (n_samples,)
-        Encoded labels with at least two classes.
-    batch_size : int
-        Pairs per batch.
-    generator : torch.Generator, default=None
-    """
-
-    def __init__(self, y, batch_size, *, generator=None):
-        y = np.asarray(y)
-        classes, y_enc, counts = np.unique(y, return_inverse=True, return_counts=True)
-        if len(classes) < 2:
-            raise ValueError("ClassPairSampler needs samples of at least two classes.")
-        self.batch_size = check_positive_int("batch_size", batch_size)
-        self.n_pairs = len(y)
-        self.generator = generator
-        order = np.argsort(y_enc, kind="stable")
-        self._order = torch.as_tensor(order, dtype=torch.int64)
-        self._starts = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]), dtype=torch.int64)
-        self._counts = torch.as_tensor(counts, dtype=torch.int64)
-
-    def __len__(self):
-        return (self.n_pairs + self.batch_size - 1) // self.batch_size
-
-    def _sample_of(self, classes):
-        offset = (torch.rand(len(classes), generator=self.generator, dtype=torch.float64) * self._counts[classes]).long()
-        return self._order[self._starts[classes] + offset]
-
-    def __iter__(self):
-        n_classes = len(self._counts)
-        a = torch.randint(n_classes, (self.n_pairs,), generator=self.generator)
-        b = (a + 1 + torch.randint(n_classes - 1, (self.n_pairs,), generator=self.generator)) % n_classes
-        pos, neg = self._sample_of(a), self._sample_of(b)
-        for start in range(0, self.n_pairs, self.batch_size):
-            stop = start + self.batch_size
-            yield torch.cat([pos[start:stop], neg[start:stop]])
-
-
-class DLSAFlowLoss(nn.Module):
-    """The flow filter's objective ``lambda_mle L_MLE + lambda_bal L_bal + lambda_pure L_pure`` (paper Eq. 11).
-
-    Called by the training core as ``loss(log_p_x_given_k, y, sample_weight)``
-    on a :class:`ClassPairSampler` batch (first half one sample of each pair,
-    second half the other):
-
-    - ``L_MLE``: class-weighted negative log-likelihood of the first halves,
-      weights ``w(y) = n_y^-q / sum_c n_c^-q`` (times any sample weights),
-      normalised to a weighted mean and divided by ``d`` (nats per dimension),
-      so the lambdas mean the same at any ``d``, class count and batch size;
-    - ``L_bal = sum_k p_k log p_k + log K`` (KL to uniform) of the
-      momentum-smoothed, bias-corrected batch cluster posterior
-      ``p = p~_t / (1 - eta^t)``, ``p~_t = eta p~_{t-1} + (1 - eta) mean_B P(h | x)``;
-    - ``L_pure = mean_pairs sum_k P(k | x_a) log P(k | x_b)`` with the ``x_a``
-      side detached: pushes the two samples of different classes apart.
-
-    In evaluation mode (skorch's validation pass on plain batches) it returns
-    the weighted negative log-likelihood per dimension only, and leaves the
-    momentum state untouched. ``last_terms`` holds the three terms of the last
-    training batch.
-    """
-
-    def __init__(self, class_weights, n_features, *, lambda_mle=1.0, lambda_bal=1.0, lambda_pure=0.02, eta=0.7):
-        super().__init__()
-        self.register_buffer("class_weights", torch.as_tensor(np.asarray(class_weights), dtype=torch.float32))
-        self.n_features = int(n_features)
-        self.lambda_mle = float(lambda_mle)
-        self.lambda_bal = float(lambda_bal)
-        self.lambda_pure = float(lambda_pure)
-        self.eta = float(eta)
-        self.register_buffer("p_tilde", torch.zeros(0))
-        self.step = 0
-        self.last_terms = {}
-
-    def _nll(self, llh, y, sample_weight):
-        w = self.class_weights[y]
-        if sample_weight is not None:
-            w = w * sample_weight
-        return -(w * llh).sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny) / self.n_features
-
-    def forward(self, comp, y, sample_weight=None):
-        n_clusters = comp.shape[1]
-        llh = torch.logsumexp(comp, dim=1) - math.log(n_clusters)
-        if not self.training:
-            return self._nll(llh, y, sample_weight)
-        half = comp.shape[0] // 2
-        sw = None if sample_weight is None else sample_weight[:half]
-        mle = self._nll(llh[:half], y[:half], sw)
-        log_post = F.log_softmax(comp, dim=1)
-        post_a = log_post[:half].exp()
-
-        if self.p_tilde.numel() != n_clusters:
-            self.p_tilde = torch.zeros(n_clusters, device=comp.device)
-            self.step = 0
-        self.step += 1
-        p_tilde = self.eta * self.p_tilde + (1 - self.eta) * (post_a.mean(0) + 1e-7)
-        self.p_tilde = p_tilde.detach()
-        p = p_tilde / (1 - self.eta**self.step)
-        bal = (p * p.log()).sum() + math.log(n_clusters)
-
-        pure = (post_a.detach() * log_post[half : 2 * half]).sum(1).mean()
-        self.last_terms = {"mle": mle.detach(), "bal": bal.detach(), "pure": pure.detach()}
-        return self.lambda_mle * mle + self.lambda_bal * bal + self.lambda_pure * pure
-
-
-class _RecordLossTerms(Callback):
-    """Write the epoch means of the flow loss terms into the history (``mle``, ``bal``, ``pure``)."""
-
-    def on_epoch_begin(self, net, **kwargs):
-        self._sums, self._n = {}, 0
-
-    def on_batch_end(self, net, batch=None, training=False, **kwargs):
-        if training:
-            for key, value in net.criterion_.last_terms.items():
-                self._sums[key] = self._sums.get(key, 0.0) + value
-            self._n += 1
-
-    def on_epoch_end(self, net, **kwargs):
-        for key, value in self._sums.items():
-            net.history.record(key, float(value) / max(self._n, 1))
-
-
-def reestimate_flow_statistics(module, X, y, batch_size=4096):
-    """Set the batch-norm statistics of a flow to those of its current weights on the training stream.
-
-    During training a batch-norm bijection normalises each batch by its own
-    statistics and folds them into running averages (momentum 0.1), which
-    therefore describe the weights of the last ten or so steps, not the final
-    ones: at SGD lr 0.2 the evaluation-mode likelihoods drift far from those the
-    flow was trained for (on icd10cm 3.10 against 1.22 nats per dimension).
-    The flow trains on class-uniform pairs, so the statistics a layer should
-    hold are the class-uniform mean and variance of its inputs (each sample
-    weighing ``1 / (C n_y)``): the limit of a pass over the pair stream,
-    without its sampling noise, which a flow with large log-scales amplifies
-    into large likelihood errors on small data. They are computed layer by
-    layer in evaluation mode, each layer's input normalised by the new
-    statistics of the layers below, exactly as routing will see them.
-
-    Parameters
-    ----------
-    module : GaussianMixtureFlow
-    X : ndarray of shape (n_samples, n_features)
-        The flow's training samples.
-    y : ndarray of shape (n_samples,)
-        Their encoded labels.
-    batch_size : int, default=4096
-        Rows per forward chunk.
-    """
-    norms = list(module.norms)
-    if not norms or len(y) == 0:
-        return
-    was_training = module.training
-    module.eval()
-    _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
-    weights = 1.0 / (counts[inverse] * len(counts))
-    device = module.centers.device
-    with torch.no_grad():
-        for depth, norm in enumerate(norms):
-            total = torch.zeros(norm.running_mean.shape, dtype=torch.float64, device=device)
-            total_sq = torch.zeros_like(total)
-            for start in range(0, len(y), batch_size):
-                xb = torch.as_tensor(np.asarray(X[start : start + batch_size]), dtype=torch.float32, device=device)
-                wb = torch.as_tensor(weights[start : start + batch_size], device=device)[:, None]
-                z = (xb - module.input_mean) / module.input_scale
-                for block in range(depth + 1):
-                    z, _ = module.mafs[block]().call_and_ladj(z)
-                    if block < depth:
-                        z, _ = module.norms[block](z)
-                z = z.double()
-                total += (wb * z).sum(0)
-                total_sq += (wb * z * z).sum(0)
-            norm.running_mean.copy_(total)
-            norm.running_var.copy_((total_sq - total * total).clamp_min(0.0))
-    module.train(was_training)
-
-
-def count_pure_clusters(clusters, y, n_clusters, *, min_purity=SELECTION_MIN_PURITY, min_size=SELECTION_MIN_SIZE):
-    """The authors' flow-epoch score: clusters with purity above ``min_purity`` and more than ``min_size`` samples.
-
-    Returns ``(count, largest cluster size)``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_lt.flows._dlsa import count_pure_clusters
-    >>> clusters = np.repeat([0, 1, 2], [12, 12, 4])
-    >>> y = np.r_[np.zeros(12), np.zeros(6), np.ones(6), np.zeros(4)].astype(int)
-    >>> count_pure_clusters(clusters, y, n_clusters=3)  # cluster 1 is mixed, cluster 2 too small
-    (1, 12)
-    """
-    n_classes = int(y.max()) + 1 if len(y) else 1
-    table = np.zeros((n_clusters, n_classes))
-    np.add.at(table, (clusters, y), 1)
-    sizes = table.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        purity = np.where(sizes > 0, table.max(1) / np.maximum(sizes, 1), 0.0)
-    return int(np.sum((purity > min_purity) & (sizes > min_size))), int(sizes.max(initial=0))
-
-
-class _SelectFlowEpoch(Callback):
-    """After every flow epoch: re-estimate the batch-norm statistics, score the epoch, keep the best state.
-
-    (The statistics are re-estimated after every epoch, not only for the kept
-    one, because both criteria score the epoch in evaluation mode.)
-
-    ``criterion="clusters"`` is the authors' rule: the most clusters with
-    purity > 0.7 and more than 10 samples on the flow's training samples,
-    among epochs whose largest cluster is below
-    ``SELECTION_MAX_CLUSTER_RATIO`` times the mean cluster size (ties keep the
-    earlier epoch). ``"likelihood"``: the lowest class-weighted validation
-    negative log-likelihood per dimension (no validation data: the last
-    epoch). The history gets ``valid_loss`` (when there is validation data),
-    ``pure_clusters`` and ``largest_cluster`` (criterion "clusters") and
-    ``selected`` (whether the epoch is the best so far). The state saved for
-    the best epoch holds the statistics re-estimated for its own weights, so
-    restoring it restores consistent statistics.
-    """
-
-    def __init__(self, criterion, X_train, y_train, valid=None):
-        self.criterion = criterion
-        self.X_train, self.y_train = X_train, y_train
-        self.valid = valid
-
-    def on_train_begin(self, net, **kwargs):
-        self.best_score_, self.best_epoch_, self._best_state = -np.inf, None, None
-
-    def on_epoch_end(self, net, **kwargs):
-        module = net.module_
-        reestimate_flow_statistics(module, self.X_train, self.y_train)
-        score = None
-        if self.valid is not None:
-            llh = _flow_outputs(net, self.valid[0])[0]
-            w = net.criterion_.class_weights.cpu().numpy()[self.valid[1]] * self.valid[2]
-            valid_loss = float(-(w * llh).sum() / max(w.sum(), np.finfo(float).tiny) / module.n_features)
-            net.history.record("valid_loss", valid_loss)
-            if self.criterion == "likelihood":
-                score = -valid_loss
-        if self.criterion == "clusters":
-            clusters = _flow_outputs(net, self.X_train)[2]
-            count, largest = count_pure_clusters(clusters, self.y_train, module.n_clusters)
-            net.history.record("pure_clusters", count)
-            net.history.record("largest_cluster", largest)
-            if largest < SELECTION_MAX_CLUSTER_RATIO * len(self.y_train) / module.n_clusters:
-                score = count
-        elif self.valid is None:
-            score = len(net.history)  # nothing to select on: the last epoch
-        best = score is not None and score > self.best_score_
-        if best:
-            self.best_score_, self.best_epoch_ = score, len(net.history)
-            self._best_state = copy.deepcopy(module.state_dict())
-        net.history.record("selected", bool(best))
-
-    def on_train_end(self, net, **kwargs):
-        if self._best_state is not None:
-            net.module_.load_state_dict(self._best_state)
-        else:  # no epoch passed the largest-cluster guard (the authors keep the last weights): fresh statistics
-            reestimate_flow_statistics(net.module_, self.X_train, self.y_train)
-        # training-only state: the fitted net must not carry the training data
-        self._best_state = self.X_train = self.y_train = self.valid = None
-
-
-def _keep_best_on_validation():
-    # patience beyond any epoch count: never stops, only restores the epoch of lowest valid_loss
-    return ("keep_best", EarlyStopping(patience=np.iinfo(np.int32).max, threshold=0.0, load_best=True, sink=noop))
-
-
-def flow_class_weights(counts, q):
-    """The likelihood weights ``w(y) = n_y^-q / sum_c n_c^-q`` over the classes present (0 for absent ones)."""
-    counts = np.asarray(counts, dtype=np.float64)
-    weights = np.zeros_like(counts)
-    present = counts > 0
-    weights[present] = counts[present] ** -float(q)
-    return weights / weights.sum()
-
-
-def effective_lambda_mle(lambda_mle, n_features, n_classes):
-    """The weight of the per-dimension weighted-mean likelihood term for a ``lambda_mle`` parameter value.
-
-    The authors' term is ``lambda_lh * mean_B(w(y) * -log p(x))`` with weights
-    summing to one over the ``C`` classes of the flow's training samples; on
-    class-uniform pairs ``E[w(y)] = 1 / C``, so it is ``lambda_lh * d / C`` times
-    the weighted mean in nats per dimension used here. ``"authors"`` is that
-    scale with ``lambda_lh = 1`` (the paper's Eq. 11; the authors' ImageNet-LT
-    configuration uses 2): ``d / C``. A number is used as it is.
-
-    Examples
-    --------
-    >>> from sklearn_lt.flows._dlsa import effective_lambda_mle
-    >>> effective_lambda_mle("authors", 2048, 1000), effective_lambda_mle(0.5, 2048, 1000)
-    (2.048, 0.5)
-    """
-    if isinstance(lambda_mle, str):
-        return float(n_features) / max(int(n_classes), 1)
-    return float(lambda_mle)
 
 
 class DLSAClassifier(BaseTorchClassifier):
@@ -454,7 +147,7 @@ class DLSAClassifier(BaseTorchClassifier):
         epoch when ``validation_fraction=0``). Either way, after every epoch
         and before it is scored, the batch-norm statistics are set to those of
         its weights on the flow's training samples (class-uniform, as the pair
-        stream; see ``flows._dlsa.reestimate_flow_statistics``), and the kept state
+        stream; see ``flows._flow_training.reestimate_flow_statistics``), and the kept state
         holds them.
     flow_max_epochs : int, default=50
         Flow training epochs (an epoch is ``n_samples`` pairs).
@@ -644,11 +337,178 @@ class DLSAClassifier(BaseTorchClassifier):
         self.random_state = random_state
         self.verbose = verbose
 
-    # ------------------------------------------------------------------ checks
     # ------------------------------------------------------------------ fit
+    def _fit_net(self, X, y, sample_weight, generator):
+        """The paper's cascade: per filter, fit the flow (selecting its epoch), route, train its classifier.
+
+        The samples a filter does not route go on to the next filter; what is
+        left after the last one trains the final balanced-softmax classifier,
+        which is returned (``net_``). Suffix ``_t``: indices into the training
+        rows ``data.Xt``; ``_v``: into the validation rows ``data.Xv``.
+        """
+        data = self._split(X, y, sample_weight, generator)
+        self._start_cascade(data)
+        stage_t = np.full(len(data.yt), -1)
+        active_t, active_v = np.arange(len(data.yt)), np.arange(len(data.yv))
+        for depth in range(self.n_filters):
+            filtered = self._add_filter(depth, data, active_t, active_v, generator)
+            if filtered is None:
+                break
+            routed_t, active_v = filtered
+            stage_t[routed_t] = depth
+            active_t = np.setdiff1d(active_t, routed_t)
+        self._record_routing(data, stage_t, active_t)
+        return self._fit_final_classifier(data, active_t, active_v, generator)
+
+    def _split(self, X, y, sample_weight, generator):
+        """Hold out the ``validation_fraction`` of every class (none when it is 0)."""
+        if self.validation_fraction > 0:
+            split_seed = int(torch.randint(np.iinfo(np.int32).max, (1,), generator=generator))
+            train, valid = tail_safe_validation_split(y, self.validation_fraction, random_state=split_seed)
+        else:
+            train, valid = np.arange(len(y)), np.arange(0)
+        return _FitData(X, y, sample_weight, train, valid, len(self.classes_))
+
+    def _start_cascade(self, data):
+        """Resolve the ``"auto"`` flow parameters and empty the per-filter attributes."""
+        n_features = data.Xt.shape[1]
+        self.n_clusters_ = (
+            auto_n_clusters(len(data.yt), len(self.classes_)) if isinstance(self.n_clusters, str) else int(self.n_clusters)
+        )
+        self.center_std_ = auto_center_std(n_features) if isinstance(self.center_std, str) else float(self.center_std)
+        self.flow_nets_, self.stage_nets_, self.thresholds_ = [], [], []
+        self.cluster_priors_, self.cluster_sizes_, self.cluster_purity_ = [], [], []
+        self.flow_epochs_, self.flow_lambda_mle_ = [], []
+
+    def _add_filter(self, depth, data, active_t, active_v, generator):
+        """Filter ``depth`` on the samples reaching it: fit its flow, route, train its cluster-aided classifier.
+
+        Returns the training rows it routes and the validation rows that pass
+        it on, or None when the cascade stops before it.
+        """
+        n_active = len(active_t)
+        n_keep = int(n_active * (1.0 - self.filter_fraction))
+        if len(np.unique(data.yt[active_t])) < 2 or n_keep in (0, n_active):
+            return None  # nothing to separate, nothing to route, or nothing left for the next stage
+        flow_net = self._fit_flow(data, active_t, active_v, generator)
+        routing = self._route_training(depth, flow_net, data, active_t, n_keep)
+        if routing is None:
+            return None
+        threshold, routed_t, (_, z_t, h_t) = routing
+        prior, features_t = self._cluster_aided_features(data, routed_t, z_t, h_t)
+        valid_data, active_v = self._route_validation(flow_net, data, active_v, threshold, prior)
+        n_features, n_classes = data.Xt.shape[1], len(self.classes_)
+        stage_net = self._train_classifier(
+            ClusterAidedClassifier(n_features, n_features, n_classes),
+            self._stage_prior_counts(data, routed_t),
+            features_t.astype(np.float32),
+            data.yt[routed_t],
+            data.wt[routed_t],
+            valid_data,
+            generator,
+        )
+        self._record_filter(flow_net, stage_net, threshold, prior, h_t)
+        return routed_t, active_v
+
+    def _fit_flow(self, data, active_t, active_v, generator):
+        """Train a flow filter on the training samples reaching it, keeping the epoch ``flow_selection`` picks."""
+        Xa, ya = data.Xt[active_t], data.yt[active_t]
+        n_features, n_classes = Xa.shape[1], len(self.classes_)
+        weight_counts = (
+            data.train_counts if self.flow_class_counts == "global" else np.bincount(ya, minlength=n_classes)
+        )
+        lambda_mle = effective_lambda_mle(self.lambda_mle, n_features, np.count_nonzero(weight_counts))
+        flow = GaussianMixtureFlow(n_features, self.n_clusters_, self.center_std_, mean=data.mean, scale=data.scale)
+        criterion = DLSAFlowLoss(
+            flow_class_weights(weight_counts, self.q),
+            n_features,
+            lambda_mle=lambda_mle,
+            lambda_bal=self.lambda_bal,
+            lambda_pure=self.lambda_pure,
+            eta=self.eta,
+        )
+        valid = (data.Xv[active_v], data.yv[active_v], data.wv[active_v]) if len(active_v) else None
+        selection = SelectFlowEpoch(self.flow_selection, Xa, ya, valid=valid)
+        flow_net = train_module(
+            flow,
+            criterion,
+            Xa,
+            ya,
+            sample_weight=data.wt[active_t],
+            sampler=ClassPairSampler(ya, self.flow_batch_size, generator=generator),
+            max_epochs=self.flow_max_epochs,
+            optimizer="sgd",
+            lr=self.flow_lr,
+            lr_schedule="constant",
+            callbacks=[("loss_terms", RecordLossTerms()), ("select_epoch", selection)],
+            device=self.device_,
+            verbose=self.verbose,
+        )
+        self.flow_epochs_.append(selection.best_epoch_)
+        self.flow_lambda_mle_.append(lambda_mle)
+        return flow_net
+
+    def _route_training(self, depth, flow_net, data, active_t, n_keep):
+        """The filter's threshold (the likelihood quantile that routes ``filter_fraction``) and the rows it routes.
+
+        Returns ``(threshold, routed rows, flow outputs on all training rows)``,
+        or None (with a warning) when ties leave nothing on one side.
+        """
+        outputs_t = flow_outputs(flow_net, data.Xt)
+        llh = outputs_t[0][active_t]
+        if not np.all(np.isfinite(llh)):
+            raise TrainingDivergedError(
+                f"DLSAClassifier: flow filter {depth} gives non-finite log-likelihoods: its training diverged. "
+                "Use a smaller flow_lr, and standardise the features if their scale is large."
+            )
+        threshold = np.sort(llh)[n_keep]
+        routed_t = active_t[llh >= threshold]
+        if len(routed_t) in (0, len(active_t)):
+            # ties (e.g. constant features) leave nothing to one side: a stage would train on no sample
+            warnings.warn(
+                f"DLSAClassifier: flow filter {depth} gives {len(np.unique(llh))} distinct "
+                f"log-likelihood(s) for {len(active_t)} samples, so its threshold routes all or none of them; the "
+                f"cascade stops with {depth} filter(s). Check that the features are not constant.",
+                ConvergenceWarning,
+                stacklevel=6,  # the caller of fit, through _add_filter, _fit_net, fit and its _fit_context
+            )
+            return None
+        return threshold, routed_t, outputs_t
+
+    def _cluster_aided_features(self, data, routed_t, z_t, h_t):
+        """The filter's cluster prior ``P(y | h)`` and the features ``[x, z, P(y | h)]`` of the routed rows."""
+        counts = np.zeros((self.n_clusters_, len(self.classes_)))
+        np.add.at(counts, (h_t, data.yt), data.wt)
+        prior = _normalise_rows(counts)
+        # a training sample's own label must not be in its cluster prior: at test time it is not
+        loo = counts[h_t[routed_t]].copy()
+        loo[np.arange(len(routed_t)), data.yt[routed_t]] -= data.wt[routed_t]
+        features_t = np.hstack([data.Xt[routed_t], z_t[routed_t], _normalise_rows(np.clip(loo, 0, None))])
+        return prior, features_t
+
+    def _route_validation(self, flow_net, data, active_v, threshold, prior):
+        """The stage's validation set (the validation rows the filter routes) and the rows it passes on."""
+        valid_data = None
+        if len(active_v):
+            llh_v, z_v, h_v = flow_outputs(flow_net, data.Xv[active_v])
+            hit = llh_v >= threshold
+            if hit.any():
+                valid_data = (np.hstack([data.Xv[active_v][hit], z_v[hit], prior[h_v[hit]]]), data.yv[active_v][hit])
+            active_v = active_v[~hit]
+        return valid_data, active_v
+
+    def _stage_prior_counts(self, data, rows_t):
+        """Class counts of a stage's balanced-softmax loss (``stage_prior``)."""
+        if self.stage_prior == "global":
+            return data.train_counts
+        return np.bincount(data.yt[rows_t], minlength=len(self.classes_))
+
     def _train_classifier(self, module, prior_counts, features, y, sample_weight, valid, generator):
-        # skorch's load_best has no epoch to restore after 0 epochs (it raised IndexError)
-        callbacks = [_keep_best_on_validation()] if valid is not None and self.max_epochs > 0 else None
+        """Train a stage's classifier with the balanced-softmax loss, keeping its epoch of lowest validation loss."""
+        # the first of equal losses: the epoch skorch's EarlyStopping(threshold=0), used before, restored
+        callbacks = None
+        if valid is not None:
+            callbacks = [("keep_best", KeepBestEpoch("valid_loss", min_epochs=1, lower_is_better=True))]
         return train_module(
             module,
             LogitAdjustedLoss(prior_counts, tau=1.0),
@@ -666,142 +526,34 @@ class DLSAClassifier(BaseTorchClassifier):
             verbose=self.verbose,
         )
 
-    def _fit_net(self, X, y, sample_weight, generator):
-        n_features, n_classes = X.shape[1], len(self.classes_)
-        if self.validation_fraction > 0:
-            split_seed = int(torch.randint(np.iinfo(np.int32).max, (1,), generator=generator))
-            train, valid = tail_safe_validation_split(y, self.validation_fraction, random_state=split_seed)
-        else:
-            train, valid = np.arange(len(y)), np.arange(0)
-        Xt, yt, wt = X[train], y[train], sample_weight[train]
-        Xv, yv, wv = X[valid], y[valid], sample_weight[valid]
-        train_counts = np.bincount(yt, minlength=n_classes).astype(np.float64)
+    def _record_filter(self, flow_net, stage_net, threshold, prior, h_t):
+        self.flow_nets_.append(flow_net)
+        self.stage_nets_.append(stage_net)
+        self.thresholds_.append(float(threshold))
+        self.cluster_priors_.append(prior)
+        sizes = np.bincount(h_t, minlength=self.n_clusters_)
+        self.cluster_sizes_.append(sizes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.cluster_purity_.append(np.where(sizes > 0, prior.max(1), np.nan))
 
-        self.n_clusters_ = (
-            auto_n_clusters(len(yt), n_classes) if isinstance(self.n_clusters, str) else int(self.n_clusters)
-        )
-        self.center_std_ = auto_center_std(n_features) if isinstance(self.center_std, str) else float(self.center_std)
-        mean, scale = Xt.mean(0), Xt.std(0)
-        scale[~(scale > 1e-12)] = 1.0
-
-        self.flow_nets_, self.stage_nets_, thresholds = [], [], []
-        self.cluster_priors_, self.cluster_sizes_, self.cluster_purity_ = [], [], []
-        self.flow_epochs_, self.flow_lambda_mle_ = [], []
-        stage_t = np.full(len(yt), -1)
-        active_t, active_v = np.arange(len(yt)), np.arange(len(yv))
-        for depth in range(self.n_filters):
-            n_active = len(active_t)
-            n_keep = int(n_active * (1.0 - self.filter_fraction))
-            if len(np.unique(yt[active_t])) < 2 or n_keep in (0, n_active):
-                break  # nothing to separate, nothing to route, or nothing left for the next stage
-            weight_counts = (
-                train_counts if self.flow_class_counts == "global" else np.bincount(yt[active_t], minlength=n_classes)
-            )
-            class_weights = flow_class_weights(weight_counts, self.q)
-            lambda_mle = effective_lambda_mle(self.lambda_mle, n_features, np.count_nonzero(weight_counts))
-            flow = GaussianMixtureFlow(n_features, self.n_clusters_, self.center_std_, mean=mean, scale=scale)
-            criterion = DLSAFlowLoss(
-                class_weights,
-                n_features,
-                lambda_mle=lambda_mle,
-                lambda_bal=self.lambda_bal,
-                lambda_pure=self.lambda_pure,
-                eta=self.eta,
-            )
-            selection = _SelectFlowEpoch(
-                self.flow_selection,
-                Xt[active_t],
-                yt[active_t],
-                valid=(Xv[active_v], yv[active_v], wv[active_v]) if len(active_v) else None,
-            )
-            flow_net = train_module(
-                flow,
-                criterion,
-                Xt[active_t],
-                yt[active_t],
-                sample_weight=wt[active_t],
-                sampler=ClassPairSampler(yt[active_t], self.flow_batch_size, generator=generator),
-                max_epochs=self.flow_max_epochs,
-                optimizer="sgd",
-                lr=self.flow_lr,
-                lr_schedule="constant",
-                callbacks=[("loss_terms", _RecordLossTerms()), ("select_epoch", selection)],
-                device=self.device_,
-                verbose=self.verbose,
-            )
-            self.flow_epochs_.append(selection.best_epoch_)
-            self.flow_lambda_mle_.append(lambda_mle)
-            llh_t, z_t, h_t = _flow_outputs(flow_net, Xt)
-            if not np.all(np.isfinite(llh_t[active_t])):
-                raise TrainingDivergedError(
-                    f"DLSAClassifier: flow filter {depth} gives non-finite log-likelihoods: its training diverged. "
-                    "Use a smaller flow_lr, and standardise the features if their scale is large."
-                )
-            threshold = np.sort(llh_t[active_t])[n_keep]
-            routed_t = active_t[llh_t[active_t] >= threshold]
-            if len(routed_t) in (0, n_active):
-                # ties (e.g. constant features) leave nothing to one side: a stage would train on no sample
-                warnings.warn(
-                    f"DLSAClassifier: flow filter {depth} gives {len(np.unique(llh_t[active_t]))} distinct "
-                    f"log-likelihood(s) for {n_active} samples, so its threshold routes all or none of them; the "
-                    f"cascade stops with {depth} filter(s). Check that the features are not constant.",
-                    ConvergenceWarning,
-                    stacklevel=4,
-                )
-                break
-
-            counts = np.zeros((self.n_clusters_, n_classes))
-            np.add.at(counts, (h_t, yt), wt)
-            prior = _normalise_rows(counts)
-            # a training sample's own label must not be in its cluster prior: at test time it is not
-            loo = counts[h_t[routed_t]].copy()
-            loo[np.arange(len(routed_t)), yt[routed_t]] -= wt[routed_t]
-            features_t = np.hstack([Xt[routed_t], z_t[routed_t], _normalise_rows(np.clip(loo, 0, None))])
-
-            valid_data = None
-            if len(active_v):
-                llh_v, z_v, h_v = _flow_outputs(flow_net, Xv[active_v])
-                hit = llh_v >= threshold
-                if hit.any():
-                    valid_data = (np.hstack([Xv[active_v][hit], z_v[hit], prior[h_v[hit]]]), yv[active_v][hit])
-                active_v = active_v[~hit]
-            prior_counts = (
-                train_counts if self.stage_prior == "global" else np.bincount(yt[routed_t], minlength=n_classes)
-            )
-            stage_net = self._train_classifier(
-                ClusterAidedClassifier(n_features, n_features, n_classes),
-                prior_counts,
-                features_t.astype(np.float32),
-                yt[routed_t],
-                wt[routed_t],
-                valid_data,
-                generator,
-            )
-            self.flow_nets_.append(flow_net)
-            self.stage_nets_.append(stage_net)
-            thresholds.append(float(threshold))
-            self.cluster_priors_.append(prior)
-            sizes = np.bincount(h_t, minlength=self.n_clusters_)
-            self.cluster_sizes_.append(sizes)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                self.cluster_purity_.append(np.where(sizes > 0, prior.max(1), np.nan))
-            stage_t[routed_t] = depth
-            active_t = np.setdiff1d(active_t, routed_t)
-
+    def _record_routing(self, data, stage_t, active_t):
+        """``n_filters_``, ``thresholds_`` as an array, the training routing shares and the filters' separation."""
         self.n_filters_ = len(self.flow_nets_)
-        self.thresholds_ = np.asarray(thresholds, dtype=np.float64)
+        self.thresholds_ = np.asarray(self.thresholds_, dtype=np.float64)
         stage_t[active_t] = self.n_filters_
         self.routing_shares_ = np.bincount(stage_t, minlength=self.n_filters_ + 1) / len(stage_t)
-        self.separation_accuracy_ = _separation(stage_t, self.n_filters_, train_counts[yt] <= TAIL_THRESHOLD)[
-            "balanced_accuracy"
-        ]
+        is_tail = data.train_counts[data.yt] <= TAIL_THRESHOLD
+        self.separation_accuracy_ = _separation(stage_t, self.n_filters_, is_tail)["balanced_accuracy"]
 
+    def _fit_final_classifier(self, data, active_t, active_v, generator):
+        """The balanced-softmax linear classifier (zero-initialised) of the samples no filter routed."""
+        n_features, n_classes = data.Xt.shape[1], len(self.classes_)
         final = nn.Linear(n_features, n_classes)
         nn.init.zeros_(final.weight)
         nn.init.zeros_(final.bias)
-        prior_counts = train_counts if self.stage_prior == "global" else np.bincount(yt[active_t], minlength=n_classes)
-        valid = (Xv[active_v], yv[active_v]) if len(active_v) else None
-        return self._train_classifier(final, prior_counts, Xt[active_t], yt[active_t], wt[active_t], valid, generator)
+        valid = (data.Xv[active_v], data.yv[active_v]) if len(active_v) else None
+        Xa, ya, wa = data.Xt[active_t], data.yt[active_t], data.wt[active_t]
+        return self._train_classifier(final, self._stage_prior_counts(data, active_t), Xa, ya, wa, valid, generator)
 
     # ------------------------------------------------------------------ routing
     def _validated(self, X):
@@ -816,7 +568,7 @@ class DLSAClassifier(BaseTorchClassifier):
         active = np.arange(len(X))
         outputs = []
         for depth, flow_net in enumerate(self.flow_nets_):
-            llh, z, h = _flow_outputs(flow_net, X[active])
+            llh, z, h = flow_outputs(flow_net, X[active])
             hit = llh >= self.thresholds_[depth]
             outputs.append((active, llh, z, h, hit))
             stages[active[hit]] = depth
@@ -862,7 +614,7 @@ class DLSAClassifier(BaseTorchClassifier):
         log_likelihood : ndarray of shape (n_samples, `n_filters_`)
         """
         X = self._validated(X)
-        return np.column_stack([_flow_outputs(net, X)[0] for net in self.flow_nets_] or [np.zeros((len(X), 0))])
+        return np.column_stack([flow_outputs(net, X)[0] for net in self.flow_nets_] or [np.zeros((len(X), 0))])
 
     def assign_clusters(self, X):
         """Cluster (nearest latent centre) of each sample under every filter.
@@ -876,7 +628,7 @@ class DLSAClassifier(BaseTorchClassifier):
         clusters : ndarray of shape (n_samples, `n_filters_`)
         """
         X = self._validated(X)
-        clusters = [_flow_outputs(net, X)[2] for net in self.flow_nets_]
+        clusters = [flow_outputs(net, X)[2] for net in self.flow_nets_]
         return np.column_stack(clusters or [np.zeros((len(X), 0), dtype=np.int64)])
 
     def head_tail_separation(self, X, y, *, tail_threshold=TAIL_THRESHOLD):
@@ -917,6 +669,18 @@ class DLSAClassifier(BaseTorchClassifier):
         return _separation(stages, self.n_filters_, self.class_counts_[index] <= tail_threshold)
 
 
+class _FitData:
+    """The rows every stage of one fit reads: training (``Xt, yt, wt``) and validation (``Xv, yv, wv``) parts,
+    the training class counts and the flows' input standardisation."""
+
+    def __init__(self, X, y, sample_weight, train, valid, n_classes):
+        self.Xt, self.yt, self.wt = X[train], y[train], sample_weight[train]
+        self.Xv, self.yv, self.wv = X[valid], y[valid], sample_weight[valid]
+        self.train_counts = np.bincount(self.yt, minlength=n_classes).astype(np.float64)
+        self.mean, self.scale = self.Xt.mean(0), self.Xt.std(0)
+        self.scale[~(self.scale > 1e-12)] = 1.0
+
+
 def _normalise_rows(counts):
     totals = counts.sum(1, keepdims=True)
     return np.divide(counts, totals, out=np.zeros_like(counts, dtype=np.float64), where=totals > 0)
@@ -940,22 +704,3 @@ def _separation(stages, n_filters, is_tail):
         result["balanced_accuracy"][depth] = 0.5 * (result["tail_rate"][depth] + 1 - result["head_rate"][depth])
         reaching &= ~routed
     return result
-
-
-def _flow_outputs(flow_net, X, batch_size=4096):
-    """``(log p(x), z, cluster)`` of a fitted flow net on ``X``, in evaluation mode, as numpy."""
-    module = flow_net.module_
-    module.eval()
-    llh, latent, cluster = [], [], []
-    with torch.inference_mode():
-        for start in range(0, len(X), batch_size):
-            xb = torch.as_tensor(np.asarray(X[start : start + batch_size]), dtype=torch.float32, device=flow_net.device)
-            z, ladj = module.transform(xb)
-            comp = module.component_log_likelihood(z, ladj)
-            llh.append((torch.logsumexp(comp, 1) - math.log(module.n_clusters)).double().cpu().numpy())
-            latent.append(z.cpu().numpy())
-            cluster.append(comp.argmax(1).cpu().numpy())
-    if not llh:
-        d = module.n_features
-        return np.zeros(0), np.zeros((0, d), dtype=np.float32), np.zeros(0, dtype=np.int64)
-    return np.concatenate(llh), np.concatenate(latent), np.concatenate(cluster)

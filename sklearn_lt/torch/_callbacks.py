@@ -176,18 +176,33 @@ class KeepBestEpoch(Callback):
     """Restore, after training, the module state of the epoch with the best ``monitor`` score.
 
     Only epochs ``>= min_epochs`` (1-based) qualify, the first of equal
-    scores wins; when ``max_epochs < min_epochs`` the last epoch qualifies.
-    Records ``kept`` (True where the epoch became the best so far) in the
-    history and the chosen epoch as ``best_epoch_``; the state copy is kept in
-    memory only while training.
+    scores wins (a NaN score never does); when ``max_epochs < min_epochs`` the
+    last epoch qualifies. Records ``kept`` (True where the epoch became the
+    best so far) in the history and the chosen epoch as ``best_epoch_``; the
+    state copy is kept in memory only while training. No epoch, no restore.
+
+    With ``min_epochs=1`` and ``lower_is_better=True`` it keeps the epoch
+    skorch's ``EarlyStopping(monitor, patience=<more than max_epochs>,
+    threshold=0, load_best=True)`` restores (strict improvement, the first of
+    equal scores), without stopping early.
+
+    Parameters
+    ----------
+    monitor : str, default="valid_score"
+        History key of the epoch score.
+    min_epochs : int, default=5
+        First epoch (1-based) that may be kept.
+    lower_is_better : bool, default=False
+        Keep the lowest score (a loss) instead of the highest.
     """
 
-    def __init__(self, monitor="valid_score", min_epochs=5):
+    def __init__(self, monitor="valid_score", min_epochs=5, lower_is_better=False):
         self.monitor = monitor
         self.min_epochs = min_epochs
+        self.lower_is_better = lower_is_better
 
     def on_train_begin(self, net, **kwargs):
-        self.best_score_ = -np.inf
+        self.best_score_ = np.inf if self.lower_is_better else -np.inf
         self.best_epoch_ = None
         self._state = None
 
@@ -195,7 +210,8 @@ class KeepBestEpoch(Callback):
         epoch = len(net.history)
         first = min(self.min_epochs, net.max_epochs)
         score = net.history[-1, self.monitor]
-        keep = epoch >= first and score > self.best_score_
+        better = score < self.best_score_ if self.lower_is_better else score > self.best_score_
+        keep = epoch >= first and better
         if keep:
             self.best_score_, self.best_epoch_ = score, epoch
             self._state = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}

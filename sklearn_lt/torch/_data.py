@@ -102,6 +102,74 @@ def device_generator(generator, device):
     return moved
 
 
+#: Rows per forward pass of every batched prediction in the library (the nets' ``predict_batch_size``,
+#: the flow outputs of DLSA, BTM's logits): big enough to keep a GEMM busy, small enough that one
+#: batch's activations stay a few MB.
+PREDICT_BATCH_ROWS = 4096
+
+
+def row_batches(X, device="cpu", batch_size=PREDICT_BATCH_ROWS):
+    """Yield ``(rows, batch)``: consecutive ``batch_size``-row slices of ``X`` and them as float32 tensors on ``device``.
+
+    Each batch is a fresh tensor (a copy), so a read-only input (a memmap) is
+    fine and the caller may modify it; nothing is drawn from any random
+    generator, unlike a ``DataLoader``, which draws a seed from torch's global
+    RNG every time it is iterated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_lt.torch._data import row_batches
+    >>> [(rows, tuple(b.shape)) for rows, b in row_batches(np.zeros((5, 2)), batch_size=2)]
+    [(slice(0, 2, None), (2, 2)), (slice(2, 4, None), (2, 2)), (slice(4, 5, None), (1, 2))]
+    """
+    batch_size = check_positive_int("batch_size", batch_size)
+    for start in range(0, len(X), batch_size):
+        rows = slice(start, min(start + batch_size, len(X)))
+        yield rows, torch.tensor(np.asarray(X[rows]), dtype=torch.float32, device=device)
+
+
+def batched_forward(module, X, *, device="cpu", batch_size=PREDICT_BATCH_ROWS, forward=None):
+    """Outputs of ``module`` on ``X`` in evaluation mode, ``batch_size`` rows at a time, as CPU tensors.
+
+    The one batched prediction of the library: the module is put in
+    evaluation mode (and left in it), autograd is off, and the outputs of the
+    batches of :func:`row_batches` are moved to the CPU and concatenated.
+    Nothing is drawn from torch's global RNG, so predicting leaves the
+    caller's random stream as it was.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    X : array-like of shape (n_samples, n_features)
+    device : str or torch.device, default="cpu"
+        Where ``module`` lives; each batch is copied there.
+    batch_size : int, default=PREDICT_BATCH_ROWS
+    forward : callable, default=None
+        ``forward(module, batch) -> tensor or tuple of tensors``; None calls
+        ``module(batch)``. A tuple gives a tuple of concatenated outputs.
+        With no rows, it is called once on an empty batch, so that the
+        outputs have their shapes and dtypes.
+
+    Returns
+    -------
+    outputs : torch.Tensor or tuple of torch.Tensor
+    """
+    forward = forward or (lambda m, batch: m(batch))
+    module.eval()
+    outputs = []
+    with torch.no_grad():
+        batches = row_batches(X, device, batch_size)
+        if len(X) == 0:
+            batches = [(slice(0, 0), torch.zeros((0, *np.shape(X)[1:]), dtype=torch.float32, device=device))]
+        for _, batch in batches:
+            out = forward(module, batch)
+            outputs.append(tuple(o.cpu() for o in out) if isinstance(out, tuple) else out.cpu())
+    if isinstance(outputs[0], tuple):
+        return tuple(torch.cat(parts) for parts in zip(*outputs))
+    return torch.cat(outputs)
+
+
 def _n_batches(n, batch_size):
     return (n + batch_size - 1) // batch_size
 

@@ -11,7 +11,14 @@ from torch.utils.data import DataLoader
 
 from ..utils._validation import check_option
 from ._callbacks import StopOnDivergence
-from ._data import ArrayDataset, ClassBalancedSampler, SequentialBatchSampler, ShuffledBatchSampler
+from ._data import (
+    PREDICT_BATCH_ROWS,
+    ArrayDataset,
+    ClassBalancedSampler,
+    SequentialBatchSampler,
+    ShuffledBatchSampler,
+    batched_forward,
+)
 
 _OPTIMIZERS = {
     "sgd": torch.optim.SGD,
@@ -61,8 +68,10 @@ class LTNet(NeuralNet):
     Differences from ``NeuralNet``, each because the default is wrong or slow
     for long-tailed feature matrices:
 
-    - prediction and validation iterate an :class:`ArrayDataset` by index-tensor
-      batches (``predict_batch_size`` rows each) instead of sample by sample;
+    - validation iterates an :class:`ArrayDataset` by index-tensor batches
+      (``predict_batch_size`` rows each) instead of sample by sample, and
+      :meth:`predict_logits` runs :func:`~sklearn_lt.torch._data.batched_forward`
+      (no ``DataLoader``: predicting draws nothing from torch's global RNG);
     - a target may be ``(y, sample_weight)``; the criterion gets both;
     - ``train_batch_hook(batch) -> batch`` may rewrite each training batch
       (online augmentation) before the forward pass.
@@ -70,7 +79,7 @@ class LTNet(NeuralNet):
     The criterion is called as ``criterion(logits, y, sample_weight)``.
     """
 
-    def __init__(self, *args, predict_batch_size=4096, train_batch_hook=None, **kwargs):
+    def __init__(self, *args, predict_batch_size=PREDICT_BATCH_ROWS, train_batch_hook=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.predict_batch_size = predict_batch_size
         self.train_batch_hook = train_batch_hook
@@ -141,8 +150,12 @@ class LTNet(NeuralNet):
         return super().train_step_single(batch, **fit_params)
 
     def predict_logits(self, X):
-        """Raw module outputs for a feature matrix, as a float32 CPU tensor."""
-        return self.forward(ArrayDataset(X, device=self.device), training=False, device="cpu")
+        """Raw module outputs for a feature matrix, as a float32 CPU tensor.
+
+        Not skorch's ``forward``: its ``DataLoader`` draws a seed from torch's
+        global RNG, so every prediction would move the caller's random stream.
+        """
+        return batched_forward(self.module_, X, device=self.device, batch_size=self.predict_batch_size)
 
 
 def read_losses(losses):
@@ -205,7 +218,7 @@ def train_module(
     verbose=0,
     train_batch_hook=None,
     augmenter=None,
-    predict_batch_size=4096,
+    predict_batch_size=PREDICT_BATCH_ROWS,
 ):
     """Train ``module`` on ``(X, y)`` through skorch, as every estimator of the library does.
 
