@@ -589,7 +589,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
                 f"least few_threshold={self.few_threshold} training samples; {len(few)} classes are few): each few "
                 f"class uses all {len(base)} of them. Lower n_neighbors or few_threshold to silence this.",
                 UserWarning,
-                stacklevel=7,
+                stacklevel=6,
             )
         return is_few, few, base
 
@@ -628,7 +628,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
         warnings.warn(
             f"{reason} and the model equals the base classifier; {fix}.",
             UserWarning,
-            stacklevel=7,
+            stacklevel=6,
         )
         k = self.n_neighbors_
         self.neighbors_ = np.empty((0, k), dtype=self.classes_.dtype)
@@ -679,7 +679,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
             warnings.warn(
                 "logit_scale='auto' needs validation data (validation_fraction > 0 or X_val/y_val); using 1.0.",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
             return 1.0
         valid_scores, y_val = validation
