@@ -202,6 +202,7 @@ class LinearClassifier(BaseHeadClassifier):
         return module
 
     def _train(self, module, criterion, X, y, sample_weight, valid_data, generator):
+        """Mini-batches as every head (with the augmenter), or full-batch L-BFGS for ``solver="lbfgs"``."""
         if self.solver == "minibatch":
             return super()._train(
                 module, criterion, X, y, sample_weight, valid_data, generator, augmenter=self.augmenter
