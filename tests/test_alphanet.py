@@ -345,6 +345,17 @@ def test_too_many_neighbours_uses_every_base_class_with_a_warning(lt10):
     assert np.all(np.isfinite(clf.coef_))
 
 
+def test_fit_warnings_point_at_the_callers_line(lt10):
+    X, _, y, _ = lt10
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        AlphaNetClassifier(_fast_base(), n_neighbors=8, logit_scale="auto", validation_fraction=0, max_epochs=1).fit(X, y)
+        AlphaNetClassifier(_fast_base(), few_threshold=3, random_state=0).fit(X, y)
+    messages = [w for w in caught if issubclass(w.category, UserWarning)]
+    assert len(messages) == 3
+    assert all(w.filename == __file__ for w in messages), [(w.filename, str(w.message)[:40]) for w in messages]
+
+
 def test_no_base_class_warns_and_equals_base(lt10):
     X, X_test, y, _ = lt10
     with pytest.warns(UserWarning, match="no base class to borrow weights from"):

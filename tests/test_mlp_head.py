@@ -103,6 +103,24 @@ def test_int_hidden_layer_size_and_batch_size_one_without_batch_norm(small_lt):
     assert clf.fit(X[::4], y[::4]).net_.module_.classifier.in_features == 8
 
 
+def test_cross_parameter_rules_are_checked_before_the_data():
+    # like the constraints, at the top of fit: a bad combination is reported even with unusable data
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 2"):
+        MLPHeadClassifier(batch_size=1).fit([[np.nan]], [0])
+    with pytest.raises(ValueError, match="hidden_layer_sizes must be a tuple of positive integers"):
+        MLPHeadClassifier(hidden_layer_sizes=(4, 0)).fit([[np.nan]], [0])
+
+
+def test_adjusted_loss_prior_counts_weighted_samples(small_lt):
+    """The logit adjustment uses the weighted class totals, as LinearClassifier's does (a weight is a repetition)."""
+    X, _, y, _ = small_lt
+    w = np.random.RandomState(0).randint(1, 4, len(y)).astype(float)
+    clf = MLPHeadClassifier(hidden_layer_sizes=(4,), loss="balanced_softmax", max_epochs=1, random_state=0)
+    clf.fit(X, y, sample_weight=w)
+    totals = np.bincount(np.searchsorted(clf.classes_, y), weights=w)
+    np.testing.assert_allclose(clf.net_.criterion_.adjustment.cpu().numpy(), np.log(totals), rtol=1e-6)
+
+
 def test_balanced_softmax_raises_few_shot_accuracy_on_letter(letter_lt):
     X, X_test, y, y_test = letter_lt
     kwargs = {"hidden_layer_sizes": (128,), "max_epochs": 15, "random_state": 0}

@@ -38,9 +38,9 @@ def _record_train_module(monkeypatch):
         seen["net"], seen["sample_weight"] = net, kwargs.get("sample_weight")
         return net
 
-    import sklearn_lt.linear_model._linear as linear
+    import sklearn_lt.torch._heads as heads
 
-    monkeypatch.setattr(linear, "train_module", spy)
+    monkeypatch.setattr(heads, "train_module", spy)
     return seen
 
 

@@ -8,17 +8,15 @@ import torch
 from scipy.optimize import brentq
 from scipy.spatial.distance import cdist
 from sklearn.base import _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import validate_data
 from skorch.callbacks import EpochScoring
 from torch import nn
 from torch.utils.data import Sampler
 
-from ..torch._base import BaseTorchClassifier, validate_classification_data
-from ..torch._callbacks import KeepBestEpoch, validation_accuracy, validation_balanced_accuracy, warn_if_degenerate
+from ..torch._base import BaseTorchClassifier
+from ..torch._callbacks import KeepBestEpoch, validation_accuracy, validation_balanced_accuracy
 from ..torch._data import ClassBalancedSampler
-from ..torch._device import resolve_device, seeded
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, train_module
 from ..utils import _param_constraints as pc
@@ -499,7 +497,8 @@ class AlphaNetClassifier(BaseTorchClassifier):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_params(self):
+    def _validate_params(self):
+        super()._validate_params()
         # the elements of a tuple are beyond what the constraints can state
         sizes = self.hidden_layer_sizes
         if len(sizes) == 0 or not all(
@@ -507,120 +506,6 @@ class AlphaNetClassifier(BaseTorchClassifier):
         ):
             raise ValueError(f"hidden_layer_sizes must be a non-empty tuple of positive ints, got {sizes!r}.")
 
-    def _validate_val(self, X_val, y_val):
-        if (X_val is None) != (y_val is None):
-            raise ValueError("pass both X_val and y_val, or neither.")
-        if X_val is None:
-            return None
-        X_val = validate_data(self, X_val, reset=False, dtype=[np.float32, np.float64])
-        check_float32_range(X_val, estimator=self, input_name="X_val")
-        y_val = np.asarray(y_val)
-        if y_val.ndim != 1 or len(y_val) != len(X_val):
-            raise ValueError(f"y_val must be 1-d with one label per row of X_val ({len(X_val)}), got shape {y_val.shape}.")
-        unseen = np.setdiff1d(y_val, self.classes_)
-        if len(unseen):
-            raise ValueError(
-                f"y_val has labels not seen in y: {unseen[:10].tolist()}; validation data must use the training "
-                "classes."
-            )
-        return np.asarray(X_val, dtype=np.float32), np.searchsorted(self.classes_, y_val).astype(np.int64)
-
-    def _split_classes(self):
-        """Few and base classes (indices into ``classes_``), and the number of neighbors each few class gets."""
-        groups = shot_groups(
-            self.class_counts_,
-            few_threshold=self.few_threshold,
-            many_threshold=max(MANY_SHOT_THRESHOLD, self.few_threshold - 1),
-        )
-        is_few = groups == "few"
-        few, base = np.flatnonzero(is_few), np.flatnonzero(~is_few)
-        self.n_neighbors_ = min(self.n_neighbors, len(base))
-        if len(few) and len(base) and self.n_neighbors > len(base):
-            # small data (e.g. a CV fold) should still fit: borrow from every base class there is
-            warnings.warn(
-                f"n_neighbors={self.n_neighbors} but there are only {len(base)} base classes (classes with at "
-                f"least few_threshold={self.few_threshold} training samples; {len(few)} classes are few): each few "
-                f"class uses all {len(base)} of them. Lower n_neighbors or few_threshold to silence this.",
-                UserWarning,
-                stacklevel=5,
-            )
-        return is_few, few, base
-
-    def _hold_out(self, X, y_enc, validation, split_seed):
-        """The training rows, and the validation data: ``(X_val, y_val)`` if given, else a held-out part."""
-        train = np.arange(len(y_enc))
-        if validation is None and self.validation_fraction > 0:
-            train, valid = tail_safe_validation_split(y_enc, self.validation_fraction, random_state=split_seed)
-            if len(valid):
-                validation = (X[valid], y_enc[valid])
-        return train, validation
-
-    def _keep_base_classifier(self, few):
-        """No few class or no base class: nothing to correct, the model is the base classifier (and say why)."""
-        if len(few) == 0:
-            reason = (
-                f"no class has fewer than few_threshold={self.few_threshold} training samples, so AlphaNet has "
-                "nothing to correct"
-            )
-            fix = "raise few_threshold to correct the rarest classes"
-        else:
-            reason = (
-                f"every class has fewer than few_threshold={self.few_threshold} training samples, so there is "
-                "no base class to borrow weights from"
-            )
-            fix = "lower few_threshold so that the largest classes are base classes"
-        warnings.warn(
-            f"{reason} and the model equals the base classifier; {fix}.",
-            UserWarning,
-            stacklevel=5,
-        )
-        k = self.n_neighbors_
-        self.neighbors_ = np.empty((0, k), dtype=self.classes_.dtype)
-        self.neighbor_distances_ = np.empty((0, k))
-        self.alphas_ = np.empty((0, k))
-
-    def _train_net(self, W, b, few, neighbor_idx, is_few, X_fit, y_fit, w_fit, validation, torch_seed):
-        """Train the AlphaNet module on the base scores; keep the best validation epoch when there is validation."""
-        with seeded(int(torch_seed), self.device_) as generator:
-            module = AlphaNetModule(
-                W,
-                b,
-                few,
-                neighbor_idx,
-                hidden_layer_sizes=tuple(self.hidden_layer_sizes),
-                use_own_weights=self.use_own_weights,
-                learn_few_bias=self.learn_few_bias,
-                logit_scale=self.logit_scale_,
-            )
-            sampler = FewPlusBaseSampler(y_fit, is_few[y_fit], self.rho, self.batch_size, generator=generator)
-            callbacks = []
-            if validation is not None:
-                callbacks = [
-                    ("valid_score", EpochScoring(_SCORINGS[self.scoring], lower_is_better=False, name="valid_score")),
-                    ("keep_best", KeepBestEpoch("valid_score", min_epochs=self.min_epochs)),
-                ]
-            return train_module(
-                module,
-                LogitAdjustedLoss(tau=0.0),
-                X_fit,
-                y_fit,
-                sample_weight=w_fit,
-                sampler=sampler,
-                max_epochs=self.max_epochs,
-                optimizer="adamw",
-                lr=self.lr,
-                optimizer_kwargs={"weight_decay": self.weight_decay},
-                lr_schedule=(torch.optim.lr_scheduler.StepLR, {"step_size": 10, "gamma": 0.1}),
-                callbacks=callbacks,
-                valid_data=validation,
-                device=self.device_,
-                verbose=self.verbose,
-            )
-
-    # Not the template BaseTorchClassifier.fit: that one has no X_val/y_val, seeds torch from a single
-    # draw of random_state (AlphaNet draws five seeds from it, so a RandomState instance would give a
-    # different model), always trains a net (AlphaNet keeps the base classifier, net_ = None, when no class
-    # is few or none is base) and skips warn_if_degenerate after 0 epochs.
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None):
         """Fit the base classifier (unless frozen), then learn the few-class corrections.
@@ -642,44 +527,150 @@ class AlphaNetClassifier(BaseTorchClassifier):
         self : object
             The fitted estimator.
         """
-        X, y_enc, sample_weight = validate_classification_data(self, X, y, sample_weight)
-        self._check_params()
-        validation = self._validate_val(X_val, y_val)
-        self.device_ = resolve_device(self.device)
-        rng = check_random_state(self.random_state)
-        split_seed, base_seed, neighbor_seed, scale_seed, torch_seed = rng.randint(np.iinfo(np.int32).max, size=5)
+        return self._fit(X, y, sample_weight, X_val=X_val, y_val=y_val)
 
+    def _validate_fit_params(self, X_val=None, y_val=None):
+        """``validation``: ``(X_val, y_val)`` as float32 and encoded labels, or None."""
+        if (X_val is None) != (y_val is None):
+            raise ValueError("pass both X_val and y_val, or neither.")
+        if X_val is None:
+            return {"validation": None}
+        X_val = validate_data(self, X_val, reset=False, dtype=[np.float32, np.float64])
+        check_float32_range(X_val, estimator=self, input_name="X_val")
+        y_val = np.asarray(y_val)
+        if y_val.ndim != 1 or len(y_val) != len(X_val):
+            raise ValueError(f"y_val must be 1-d with one label per row of X_val ({len(X_val)}), got shape {y_val.shape}.")
+        unseen = np.setdiff1d(y_val, self.classes_)
+        if len(unseen):
+            raise ValueError(
+                f"y_val has labels not seen in y: {unseen[:10].tolist()}; validation data must use the training "
+                "classes."
+            )
+        y_val = np.searchsorted(self.classes_, y_val).astype(np.int64)
+        return {"validation": (np.asarray(X_val, dtype=np.float32), y_val)}
+
+    def _prepare_training(self, X, y, sample_weight, rng, *, validation):
+        """AlphaNet's stages before training: classes split, validation, base fit, neighbours, logit scale."""
+        # the torch seed of the training is the fifth draw, taken by the template
+        split_seed, base_seed, neighbor_seed, scale_seed = rng.randint(np.iinfo(np.int32).max, size=4)
         is_few, few, base = self._split_classes()
-        train, validation = self._hold_out(X, y_enc, validation, split_seed)
-        X_fit, y_fit, w_fit = X[train], y_enc[train], sample_weight[train]
-
-        default = LinearClassifier(sampling="class_balanced", device=self.device, random_state=int(base_seed))
-        self.estimator_, W, b = fit_base_linear(
-            self, X_fit, self.classes_[y_fit], w_fit, default=default, random_state=int(base_seed)
-        )
-        self.coef_, self.intercept_ = W.copy(), b.copy()
         self.few_classes_ = self.classes_[few]
-        self.net_ = self.history_ = self.best_epoch_ = self.logit_scale_ = None
+        self.best_epoch_ = self.logit_scale_ = None  # set below when there is something to train
+        train, validation = self._hold_out(X, y, validation, split_seed)
+        X_fit, y_fit, w_fit = X[train], y[train], sample_weight[train]
+        W, b = self._fit_base(X_fit, y_fit, w_fit, base_seed)
         if len(few) == 0 or len(base) == 0:
             self._keep_base_classifier(few)
-            return self
-
+            return None
         neighbor_idx, self.neighbor_distances_ = self._find_neighbors(X_fit, y_fit, few, base, neighbor_seed)
+        self.neighbors_ = self.classes_[neighbor_idx]
         if validation is not None:  # the base scores of the validation data never change: compute them once
             validation = (with_base_scores(validation[0], W, b), validation[1])
         self.logit_scale_ = self._resolve_logit_scale(
             W, b, X_fit, y_fit, validation, np.random.RandomState(scale_seed)
         )
-        self.neighbors_ = self.classes_[neighbor_idx]
-        self.net_ = self._train_net(W, b, few, neighbor_idx, is_few, X_fit, y_fit, w_fit, validation, torch_seed)
-        self.history_ = self.net_.history
+        net_kwargs = {"weight": W, "bias": b, "is_few": is_few, "neighbor_idx": neighbor_idx, "validation": validation}
+        return X_fit, y_fit, w_fit, net_kwargs
+
+    def _split_classes(self):
+        """Few and base classes (indices into ``classes_``), and the number of neighbors each few class gets."""
+        groups = shot_groups(
+            self.class_counts_,
+            few_threshold=self.few_threshold,
+            many_threshold=max(MANY_SHOT_THRESHOLD, self.few_threshold - 1),
+        )
+        is_few = groups == "few"
+        few, base = np.flatnonzero(is_few), np.flatnonzero(~is_few)
+        self.n_neighbors_ = min(self.n_neighbors, len(base))
+        if len(few) and len(base) and self.n_neighbors > len(base):
+            # small data (e.g. a CV fold) should still fit: borrow from every base class there is
+            warnings.warn(
+                f"n_neighbors={self.n_neighbors} but there are only {len(base)} base classes (classes with at "
+                f"least few_threshold={self.few_threshold} training samples; {len(few)} classes are few): each few "
+                f"class uses all {len(base)} of them. Lower n_neighbors or few_threshold to silence this.",
+                UserWarning,
+                stacklevel=6,
+            )
+        return is_few, few, base
+
+    def _hold_out(self, X, y_enc, validation, split_seed):
+        """The training rows, and the validation data: ``(X_val, y_val)`` if given, else a held-out part."""
+        train = np.arange(len(y_enc))
+        if validation is None and self.validation_fraction > 0:
+            train, valid = tail_safe_validation_split(y_enc, self.validation_fraction, random_state=split_seed)
+            if len(valid):
+                validation = (X[valid], y_enc[valid])
+        return train, validation
+
+    def _fit_base(self, X_fit, y_fit, w_fit, seed):
+        """Fit the base classifier on the training rows; its weights start ``coef_`` and ``intercept_``."""
+        default = LinearClassifier(sampling="class_balanced", device=self.device, random_state=int(seed))
+        self.estimator_, W, b = fit_base_linear(
+            self, X_fit, self.classes_[y_fit], w_fit, default=default, random_state=int(seed)
+        )
+        self.coef_, self.intercept_ = W.copy(), b.copy()
+        return W, b
+
+    def _keep_base_classifier(self, few):
+        """No few class or no base class: nothing to correct, the model is the base classifier (and say why)."""
+        if len(few) == 0:
+            reason = (
+                f"no class has fewer than few_threshold={self.few_threshold} training samples, so AlphaNet has "
+                "nothing to correct"
+            )
+            fix = "raise few_threshold to correct the rarest classes"
+        else:
+            reason = (
+                f"every class has fewer than few_threshold={self.few_threshold} training samples, so there is "
+                "no base class to borrow weights from"
+            )
+            fix = "lower few_threshold so that the largest classes are base classes"
+        warnings.warn(
+            f"{reason} and the model equals the base classifier; {fix}.",
+            UserWarning,
+            stacklevel=6,
+        )
+        k = self.n_neighbors_
+        self.neighbors_ = np.empty((0, k), dtype=self.classes_.dtype)
+        self.neighbor_distances_ = np.empty((0, k))
+        self.alphas_ = np.empty((0, k))
+
+    def _fit_net(self, X, y, sample_weight, generator, *, weight, bias, is_few, neighbor_idx, validation):
+        """Train the AlphaNet module on the base scores; keep the best validation epoch when there is validation."""
+        module = AlphaNetModule(
+            weight,
+            bias,
+            np.flatnonzero(is_few),
+            neighbor_idx,
+            hidden_layer_sizes=tuple(self.hidden_layer_sizes),
+            use_own_weights=self.use_own_weights,
+            learn_few_bias=self.learn_few_bias,
+            logit_scale=self.logit_scale_,
+        )
+        sampler = FewPlusBaseSampler(y, is_few[y], self.rho, self.batch_size, generator=generator)
+        callbacks = []
         if validation is not None:
-            self.best_epoch_ = dict(self.net_.callbacks_)["keep_best"].best_epoch_
-        elif self.max_epochs:
-            self.best_epoch_ = self.max_epochs
-        self._read_module(W, few, neighbor_idx)
-        warn_if_degenerate(self, X, y_enc, sample_weight, stacklevel=4)
-        return self
+            callbacks = [
+                ("valid_score", EpochScoring(_SCORINGS[self.scoring], lower_is_better=False, name="valid_score")),
+                ("keep_best", KeepBestEpoch("valid_score", min_epochs=self.min_epochs)),
+            ]
+        return train_module(
+            module,
+            LogitAdjustedLoss(tau=0.0),
+            X,
+            y,
+            sample_weight=sample_weight,
+            sampler=sampler,
+            max_epochs=self.max_epochs,
+            optimizer="adamw",
+            lr=self.lr,
+            optimizer_kwargs={"weight_decay": self.weight_decay},
+            lr_schedule=(torch.optim.lr_scheduler.StepLR, {"step_size": 10, "gamma": 0.1}),
+            callbacks=callbacks,
+            valid_data=validation,
+            device=self.device_,
+            verbose=self.verbose,
+        )
 
     def _resolve_logit_scale(self, W, b, X_fit, y_fit, validation, rng):
         if self.logit_scale != "auto":
@@ -688,7 +679,7 @@ class AlphaNetClassifier(BaseTorchClassifier):
             warnings.warn(
                 "logit_scale='auto' needs validation data (validation_fraction > 0 or X_val/y_val); using 1.0.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=6,
             )
             return 1.0
         valid_scores, y_val = validation
@@ -717,14 +708,20 @@ class AlphaNetClassifier(BaseTorchClassifier):
             order = np.argsort(dist, axis=1, kind="stable")[:, :k]
         return base[order], np.take_along_axis(dist, order, axis=1)
 
-    def _read_module(self, W, few, neighbor_idx):
-        """Export the learned correction as float64 linear weights."""
+    def _after_fit(self):
+        """The kept epoch, and the learned correction exported as float64 linear weights."""
+        keep_best = dict(self.net_.callbacks_).get("keep_best")
+        self.best_epoch_ = keep_best.best_epoch_ if keep_best is not None else (self.max_epochs or None)
         module = self.net_.module_
         with torch.no_grad():
             raw = as_numpy(module.raw_alphas()).astype(np.float64)
             few_bias = as_numpy(module.few_bias).astype(np.float64)
         self.alphas_ = l1_normalize(raw)
-        self.coef_[few] = W[few] + np.einsum("fk,fkd->fd", self.alphas_, W[neighbor_idx])
+        # coef_ still holds the base weights; the neighbours are base classes, whose rows never change
+        W = self.coef_
+        few = np.flatnonzero(np.isin(self.classes_, self.few_classes_))
+        neighbors = np.searchsorted(self.classes_, self.neighbors_)
+        self.coef_[few] = W[few] + np.einsum("fk,fkd->fd", self.alphas_, W[neighbors])
         if self.learn_few_bias:
             self.intercept_[few] = few_bias
 

@@ -4,15 +4,13 @@ import numpy as np
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from torch import nn
 
-from ..torch._base import BaseTorchClassifier
+from ..torch._heads import (
+    BaseHeadClassifier,
+    loss_tau,  # noqa: F401 (ensemble._btm imports it from here)
+)
 from ..torch._lbfgs import LBFGS_DTYPES, train_full_batch
-from ..torch._losses import LogitAdjustedLoss
-from ..torch._net import as_numpy, make_train_sampler, train_module
-from ..utils import _param_constraints as pc
-from ..utils._split import split_off_validation
-from ..utils._validation import check_nonnegative_float, check_option
+from ..torch._net import as_numpy
 
-LOSSES = ("cross_entropy", "balanced_softmax", "logit_adjusted")
 SOLVERS = ("minibatch", "lbfgs")
 
 
@@ -38,17 +36,7 @@ def balanced_sample_weight(y, sample_weight, n_classes):
     return balanced * (len(y) / balanced.sum())
 
 
-def loss_tau(loss, tau):
-    """The logit-adjustment strength a ``loss`` name stands for."""
-    check_option("loss", loss, LOSSES)
-    if loss == "cross_entropy":
-        return 0.0
-    if loss == "balanced_softmax":
-        return 1.0
-    return check_nonnegative_float("tau", tau)
-
-
-class LinearClassifier(BaseTorchClassifier):
+class LinearClassifier(BaseHeadClassifier):
     """Softmax linear classifier with long-tail losses and sampling, trained by mini-batches.
 
     One model covers the decoupling baselines of Kang et al. on fixed features:
@@ -151,11 +139,10 @@ class LinearClassifier(BaseTorchClassifier):
     """
 
     _parameter_constraints: dict = {
-        **pc.HEAD_TRAINING,
+        **BaseHeadClassifier._parameter_constraints,
         "solver": [StrOptions(set(SOLVERS))],
         "solver_dtype": [StrOptions(set(LBFGS_DTYPES))],
         "augmenter": [HasMethods(["make_train_batch_hook"]), None],
-        **pc.TORCH_COMMON,
     }
 
     def __init__(
@@ -197,8 +184,9 @@ class LinearClassifier(BaseTorchClassifier):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_params(self):
-        self._tau = loss_tau(self.loss, self.tau)
+    def _validate_params(self):
+        super()._validate_params()
+        # a rule across two parameters, beyond what the constraints can state
         if self.solver == "lbfgs" and self.augmenter is not None:
             raise ValueError("augmenter needs solver='minibatch': online augmentation rewrites mini-batches.")
 
@@ -206,53 +194,31 @@ class LinearClassifier(BaseTorchClassifier):
     def _exact_sample_weight(self):
         return exact_sample_weight(self)
 
-    def _optimizer_kwargs(self):
-        kwargs = {"weight_decay": self.weight_decay}
-        if self.optimizer == "sgd":
-            kwargs["momentum"] = self.momentum
-        return kwargs
-
-    def _fit_net(self, X, y, sample_weight, generator):
-        (X, y, sample_weight), valid_data = split_off_validation(
-            X, y, sample_weight, self.validation_fraction, generator
-        )
-        module = nn.Linear(X.shape[1], len(self.classes_))
+    def _build_module(self, n_features, n_classes):
+        module = nn.Linear(n_features, n_classes)
         # the loss is convex in (W, b): start at zero, like LogisticRegression, not at a random point
         nn.init.zeros_(module.weight)
         nn.init.zeros_(module.bias)
-        # the prior of the adjusted losses counts weighted samples, so that a weight equals a repetition
-        prior = np.bincount(y, weights=sample_weight, minlength=len(self.classes_))
-        criterion = LogitAdjustedLoss(prior, tau=self._tau)
-        if self.solver == "lbfgs":
-            if self.sampling == "class_balanced":
-                sample_weight = balanced_sample_weight(y, sample_weight, len(self.classes_))
-            return train_full_batch(
-                module,
-                criterion,
-                X,
-                y,
-                sample_weight=sample_weight,
-                max_evals=self.max_epochs,
-                l2=float(self.weight_decay),
-                l2_params=("weight",),
-                dtype=self.solver_dtype,
-                device=self.device_,
-                verbose=self.verbose,
+        return module
+
+    def _train(self, module, criterion, X, y, sample_weight, valid_data, generator):
+        """Mini-batches as every head (with the augmenter), or full-batch L-BFGS for ``solver="lbfgs"``."""
+        if self.solver == "minibatch":
+            return super()._train(
+                module, criterion, X, y, sample_weight, valid_data, generator, augmenter=self.augmenter
             )
-        return train_module(
+        if self.sampling == "class_balanced":
+            sample_weight = balanced_sample_weight(y, sample_weight, len(self.classes_))
+        return train_full_batch(
             module,
             criterion,
             X,
             y,
             sample_weight=sample_weight,
-            sampler=make_train_sampler(y, sampling=self.sampling, batch_size=self.batch_size, generator=generator),
-            max_epochs=self.max_epochs,
-            optimizer=self.optimizer,
-            lr=self.lr,
-            optimizer_kwargs=self._optimizer_kwargs(),
-            callbacks=self.callbacks,
-            valid_data=valid_data,
-            augmenter=self.augmenter,
+            max_evals=self.max_epochs,
+            l2=float(self.weight_decay),
+            l2_params=("weight",),
+            dtype=self.solver_dtype,
             device=self.device_,
             verbose=self.verbose,
         )

@@ -5,12 +5,7 @@ import numbers
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
-from ..linear_model._linear import loss_tau
-from ..torch._base import BaseTorchClassifier
-from ..torch._losses import LogitAdjustedLoss
-from ..torch._net import has_batch_norm, make_train_sampler, train_module
-from ..utils import _param_constraints as pc
-from ..utils._split import split_off_validation
+from ..torch._heads import BaseHeadClassifier
 from ..utils._validation import check_positive_int
 
 # why sklearn's check_methods_subset_invariance fails for float32 networks with a hidden layer
@@ -100,7 +95,7 @@ def check_hidden_layer_sizes(hidden_layer_sizes):
     return tuple(int(s) for s in sizes)
 
 
-class MLPHeadClassifier(BaseTorchClassifier):
+class MLPHeadClassifier(BaseHeadClassifier):
     """Multi-layer perceptron classifier on features, with long-tail losses and sampling.
 
     A small non-linear "head" for features from a pretrained backbone (or any
@@ -194,7 +189,7 @@ class MLPHeadClassifier(BaseTorchClassifier):
     """
 
     _expected_failed_checks = {
-        **BaseTorchClassifier._expected_failed_checks,
+        **BaseHeadClassifier._expected_failed_checks,
         "check_methods_subset_invariance": FLOAT32_SUBSET_REASON,
     }
 
@@ -204,8 +199,7 @@ class MLPHeadClassifier(BaseTorchClassifier):
         "batch_norm": ["boolean"],
         "activation": [StrOptions(set(_ACTIVATIONS))],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
-        **pc.HEAD_TRAINING,
-        **pc.TORCH_COMMON,
+        **BaseHeadClassifier._parameter_constraints,
     }
 
     def __init__(
@@ -249,48 +243,19 @@ class MLPHeadClassifier(BaseTorchClassifier):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_params(self):
-        self._hidden = check_hidden_layer_sizes(self.hidden_layer_sizes)
-        self._tau = loss_tau(self.loss, self.tau)
-        if self.batch_norm and self._hidden:
+    def _validate_params(self):
+        super()._validate_params()
+        hidden = check_hidden_layer_sizes(self.hidden_layer_sizes)
+        if self.batch_norm and hidden:
             # batch norm cannot train on a batch of one: a cross-parameter rule the constraints cannot state
             check_positive_int("batch_size", self.batch_size, minimum=2)
 
-    def _fit_net(self, X, y, sample_weight, generator):
-        (X, y, sample_weight), valid_data = split_off_validation(
-            X, y, sample_weight, self.validation_fraction, generator
-        )
-        module = MLPHead(
-            X.shape[1],
-            len(self.classes_),
-            self._hidden,
+    def _build_module(self, n_features, n_classes):
+        return MLPHead(
+            n_features,
+            n_classes,
+            check_hidden_layer_sizes(self.hidden_layer_sizes),
             batch_norm=bool(self.batch_norm),
             activation=self.activation,
             dropout=float(self.dropout),
         )
-        kwargs = {"weight_decay": self.weight_decay}
-        if self.optimizer == "sgd":
-            kwargs["momentum"] = self.momentum
-        return train_module(
-            module,
-            LogitAdjustedLoss(self.class_counts_, tau=self._tau),
-            X,
-            y,
-            sample_weight=sample_weight,
-            sampler=make_train_sampler(
-                y,
-                sampling=self.sampling,
-                batch_size=self.batch_size,
-                generator=generator,
-                even_batches=has_batch_norm(module),
-            ),
-            max_epochs=self.max_epochs,
-            optimizer=self.optimizer,
-            lr=self.lr,
-            optimizer_kwargs=kwargs,
-            callbacks=self.callbacks,
-            valid_data=valid_data,
-            device=self.device_,
-            verbose=self.verbose,
-        )
-

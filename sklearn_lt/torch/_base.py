@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, _num_samples, check_is_fitted, validate_data
 
@@ -148,15 +149,29 @@ class ClassifierOutputMixin:
 class BaseTorchClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstimator):
     """Base of the library's torch classifiers (not used directly).
 
-    ``fit`` validates the data, resolves ``device`` into ``device_``, seeds torch
-    from ``random_state`` without touching the caller's RNG, and delegates the
-    training to ``_fit_net(X, y_encoded, sample_weight, generator)``, which
-    returns the fitted skorch net stored as ``net_`` (its history as
-    ``history_``). ``_after_fit()`` may then read learned pieces off the net.
+    ``fit`` is a template in stages:
+
+    1. validate the data (``_validate_fit_params(**fit_params)`` then checks
+       the extra arguments of a subclass's ``fit``, e.g. validation data) and
+       resolve ``device`` into ``device_``;
+    2. ``_prepare_training(X, y_encoded, sample_weight, rng, **fit_params)``:
+       whatever comes before the torch training (none by default; e.g.
+       fitting a base model), drawing its seeds from ``rng``, the
+       ``RandomState`` of ``random_state``. It returns the arguments of the
+       training, or None when there is nothing to train (``net_`` and
+       ``history_`` are then None);
+    3. seed torch from one more draw of ``rng``, without touching the caller's
+       torch RNG, and train: ``_fit_net(X, y, sample_weight, generator,
+       **net_kwargs)`` returns the fitted skorch net stored as ``net_`` (its
+       history as ``history_``);
+    4. ``_after_fit()`` may read learned pieces off the net; then a warning if
+       the trained model predicts a single class.
 
     Subclasses define ``__init__`` with their parameters, among them ``device``,
     ``random_state`` and ``verbose``, and declare every one of them in
-    ``_parameter_constraints`` (scikit-learn's ``InvalidParameterError`` at ``fit``).
+    ``_parameter_constraints`` (scikit-learn's ``InvalidParameterError`` at
+    ``fit``); rules across parameters that the constraints cannot state go in
+    an override of ``_validate_params``, which ``fit`` runs first.
     """
 
     _expected_failed_checks = {
@@ -166,7 +181,15 @@ class BaseTorchClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstimator)
     def _check_params(self):
         """Checks ``_parameter_constraints`` cannot express, and derived values (called in ``fit``, after the data)."""
 
-    def _fit_net(self, X, y, sample_weight, generator):
+    def _validate_fit_params(self):
+        """Validate the extra arguments of a subclass's ``fit`` (the data is validated); return them as a dict."""
+        return {}
+
+    def _prepare_training(self, X, y, sample_weight, rng, **fit_params):
+        """Stages before the torch training: ``(X, y, sample_weight, net_kwargs)`` to train on, or None."""
+        return X, y, sample_weight, {}
+
+    def _fit_net(self, X, y, sample_weight, generator, **net_kwargs):
         raise NotImplementedError
 
     def _after_fit(self):
@@ -190,15 +213,26 @@ class BaseTorchClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstimator)
         self : object
             The fitted estimator.
         """
+        return self._fit(X, y, sample_weight)
+
+    def _fit(self, X, y, sample_weight=None, **fit_params):
+        """The template ``fit`` (see the class docstring); a subclass's ``fit`` passes its extra arguments."""
         X, y_encoded, sample_weight = validate_classification_data(self, X, y, sample_weight)
         self._check_params()
+        fit_params = self._validate_fit_params(**fit_params)
         self.device_ = resolve_device(self.device)
-        with seeded(draw_seed(self.random_state), self.device_) as generator:
-            self.net_ = self._fit_net(X, y_encoded, sample_weight, generator)
+        rng = check_random_state(self.random_state)
+        training = self._prepare_training(X, y_encoded, sample_weight, rng, **fit_params)
+        self.net_ = self.history_ = None
+        if training is None:
+            return self
+        X_train, y_train, w_train, net_kwargs = training
+        with seeded(draw_seed(rng), self.device_) as generator:
+            self.net_ = self._fit_net(X_train, y_train, w_train, generator, **net_kwargs)
         self.history_ = self.net_.history
         self._after_fit()
         if len(self.history_):  # after 0 epochs an untrained model is what was asked for
-            warn_if_degenerate(self, X, y_encoded, sample_weight, stacklevel=4)
+            warn_if_degenerate(self, X, y_encoded, sample_weight, stacklevel=5)
         return self
 
     def _logits(self, X):
