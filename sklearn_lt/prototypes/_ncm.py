@@ -1,16 +1,13 @@
 """Learned Nearest-Class-Mean and Multi-NCM (Sharma et al., "Learned Nearest-Class-Mean for biased
 representations in long-tailed recognition")."""
 
-import numbers
-
 import numpy as np
 import torch
 from scipy import sparse
-from sklearn.base import clone
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import EpochScoring
 
+from ..base import fit_base_estimator
 from ..torch._base import BaseTorchClassifier
 from ..torch._callbacks import GradientValueClipping, KeepBestEpoch, validation_balanced_accuracy
 from ..torch._losses import LogitAdjustedLoss
@@ -18,7 +15,6 @@ from ..torch._net import as_numpy, make_train_sampler, train_module
 from ..utils import _param_constraints as pc
 from ..utils._split import split_off_validation
 from ..utils._tags import inherit_tags
-from ..utils._validation import check_nonnegative_float, check_option
 from ._distances import MultiNCMModule, NCMModule, _min_half_distances
 
 _LR_SCHEDULES = ("cosine", "constant")
@@ -92,17 +88,15 @@ def _median_distance(X, y, centroids, sample_weight, chunk=8192):
 
 
 # --------------------------------------------------------------------------------------
-# parameter checks shared by both estimators
+# the unit of distance shared by both estimators
 # --------------------------------------------------------------------------------------
 
 
 def _resolve_scale(feature_scale, median_distance):
+    # "auto" or a positive number: _parameter_constraints checked it
     if isinstance(feature_scale, str):
-        check_option("feature_scale", feature_scale, ("auto",))
         return median_distance / AUTO_MEDIAN_DISTANCE
-    if isinstance(feature_scale, bool) or not isinstance(feature_scale, numbers.Real):
-        raise ValueError(f"feature_scale must be 'auto' or a positive number, got {feature_scale!r}.")
-    return check_nonnegative_float("feature_scale", feature_scale, positive=True)
+    return float(feature_scale)
 
 
 def _eps(median_distance, scale):
@@ -569,33 +563,17 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_params(self):
-        if self.displacement_init == 0 and self.max_epochs > 0 and self.n_displacements > 0:
-            raise ValueError(
-                "displacement_init=0 with max_epochs > 0: displacements that all start at zero tie with the "
-                "null displacement, get no gradient and never move. Use a small positive value (default 0.01)."
-            )
-
     def _fit_base(self, X, y, sample_weight):
-        if self.estimator is None:
-            base = LearnedNCM(tau=self.tau, random_state=self.random_state, device=self.device)
-        else:
-            base = clone(self.estimator)
-            if base.get_params().get("random_state", 0) is None:
-                base.set_params(random_state=self.random_state)
-        weighted = not np.all(sample_weight == 1)
-        base.fit(X, self.classes_[y], **({"sample_weight": sample_weight} if weighted else {}))
-        check_is_fitted(base)
-        if not hasattr(base, "centroids_"):
-            raise TypeError(
-                f"{type(base).__name__} has no centroids_: MultiNCM needs a nearest-centroid model such as "
-                "LearnedNCM or sklearn.neighbors.NearestCentroid."
-            )
-        if not np.array_equal(np.asarray(base.classes_), self.classes_):
-            raise ValueError(
-                f"the estimator's classes_ {base.classes_!r} differ from the classes in y {self.classes_!r}; "
-                "a frozen estimator must have been fitted on the same classes."
-            )
+        base = fit_base_estimator(
+            self,
+            X,
+            self.classes_[y],
+            sample_weight,
+            default=LearnedNCM(tau=self.tau, random_state=self.random_state, device=self.device),
+            random_state=self.random_state,
+            role="estimator",
+            needs=("centroids_", "a nearest-centroid model such as LearnedNCM or sklearn.neighbors.NearestCentroid"),
+        )
         n_features = np.asarray(base.centroids_).shape[1]
         if n_features != X.shape[1]:
             raise ValueError(
@@ -607,6 +585,11 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
     _clipped_parameters = ("displacements",)
 
     def _fit_net(self, X, y, sample_weight, generator):
+        if self.displacement_init == 0 and self.max_epochs > 0 and self.n_displacements > 0:
+            raise ValueError(
+                "displacement_init=0 with max_epochs > 0: displacements that all start at zero tie with the "
+                "null displacement, get no gradient and never move. Use a small positive value (default 0.01)."
+            )
         (X, y, sample_weight), valid_data = split_off_validation(
             X, y, sample_weight, self.validation_fraction, generator
         )
