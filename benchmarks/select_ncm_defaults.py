@@ -35,8 +35,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn_lt.datasets import load_long_tailed
 from sklearn_lt.metrics import long_tail_report
 from sklearn_lt.prototypes import LearnedNCM
-from sklearn_lt.prototypes._ncm import AUTO_MEDIAN_DISTANCE, _class_means, _median_distance
+from sklearn_lt.prototypes._ncm import AUTO_MEDIAN_DISTANCE, _median_distance
 from sklearn_lt.utils import tail_safe_validation_split
+from sklearn_lt.utils._class_stats import class_means
 
 RESULTS = Path(__file__).parent / "results" / "ncm_selection.md"
 CONSTANTS = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
@@ -64,7 +65,7 @@ def run(datasets, seeds, fraction, log):
             y, y_val = y_all[train], y_all[valid]
             enc = np.searchsorted(np.unique(y), y)
             w = np.ones(len(y))
-            median = _median_distance(X, enc, _class_means(X, enc, enc.max() + 1, w), w)
+            median = _median_distance(X, enc, class_means(X, enc, enc.max() + 1, w), w)
             for label, (c, schedule) in settings().items():
                 scale = 1.0 if c is None else median / c
                 start = time.perf_counter()

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from ..base import ClassifierOutputMixin, fit_base_estimator, validate_classification_data
 from ..linear_model._linear import loss_tau
@@ -19,9 +19,9 @@ from ..neural_network._mlp import FLOAT32_SUBSET_REASON, MLPHeadClassifier
 from ..torch._callbacks import warn_if_degenerate
 from ..torch._device import draw_seed
 from ..utils import _param_constraints as pc
+from ..utils._class_stats import class_indices
 from ..utils._split import tail_safe_validation_split
 from ..utils._tags import inherit_tags
-from ..utils._validation import check_positive_int
 from ._model_kinds import _FittedLogits, _kind_of
 
 _MERGES = ("average", "greedy_soup")
@@ -35,6 +35,15 @@ class _HeldOut(NamedTuple):
     soup_scorer: object
 
 
+@validate_params(
+    {
+        "y": ["array-like"],
+        "n_subsets": pc.EPOCHS,
+        "n_per_class": pc.POSITIVE_INT,
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def draw_balanced_subsets(y, n_subsets, n_per_class, random_state=None):
     """Draw few-shot class-balanced subsets: ``min(n_c, n_per_class)`` samples of every class.
 
@@ -68,10 +77,8 @@ def draw_balanced_subsets(y, n_subsets, n_per_class, random_state=None):
     [[5, 3], [5, 3]]
     """
     y = np.asarray(y)
-    n_subsets = check_positive_int("n_subsets", n_subsets, minimum=0)
-    n_per_class = check_positive_int("n_per_class", n_per_class)
     rng = check_random_state(random_state)
-    members = [np.flatnonzero(y == label) for label in np.unique(y)]
+    members = class_indices(y)
     subsets = []
     for _ in range(n_subsets):
         picked = [idx[rng.permutation(len(idx))[:n_per_class]] for idx in members]

@@ -3,7 +3,6 @@ representations in long-tailed recognition")."""
 
 import numpy as np
 import torch
-from scipy import sparse
 from sklearn.utils._param_validation import StrOptions
 from skorch.callbacks import EpochScoring
 
@@ -13,6 +12,7 @@ from ..torch._callbacks import GradientValueClipping, KeepBestEpoch, validation_
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
 from ..utils import _param_constraints as pc
+from ..utils._class_stats import class_means
 from ..utils._split import split_off_validation
 from ..utils._tags import inherit_tags
 from ._distances import MultiNCMModule, NCMModule, _min_half_distances
@@ -46,26 +46,6 @@ _RELATIVE_DISTANCE_FLOOR = 1e-6
 # --------------------------------------------------------------------------------------
 # numpy side: statistics of the data and float64 prediction
 # --------------------------------------------------------------------------------------
-
-
-def _class_means(X, y, n_classes, sample_weight, chunk=8192):
-    """Weighted class means in float64 (a class whose weights are all zero gets its plain mean).
-
-    Accumulated over row chunks converted to float64 one at a time, so that a
-    float32 ``X`` is never copied whole.
-    """
-    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    totals = np.bincount(y, weights=w, minlength=n_classes)
-    zero = totals <= 0
-    if np.any(zero):
-        w = np.where(zero[y], 1.0, w)
-        totals = np.bincount(y, weights=w, minlength=n_classes)
-    sums = np.zeros((n_classes, X.shape[1]))
-    for start in range(0, len(y), chunk):
-        rows = slice(start, start + chunk)
-        onehot = sparse.csr_matrix((w[rows], (y[rows], np.arange(len(y[rows])))), shape=(n_classes, len(y[rows])))
-        sums += onehot @ np.asarray(X[rows], dtype=np.float64)
-    return sums / totals[:, None]
 
 
 def _median_distance(X, y, centroids, sample_weight, chunk=8192):
@@ -367,7 +347,7 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
         (X, y, sample_weight), valid_data = split_off_validation(
             X, y, sample_weight, self.validation_fraction, generator
         )
-        self.empirical_centroids_ = _class_means(X, y, len(self.classes_), sample_weight)
+        self.empirical_centroids_ = class_means(X, y, len(self.classes_), sample_weight)
         median = _median_distance(X, y, self.empirical_centroids_, sample_weight)
         self.feature_scale_ = _resolve_scale(self.feature_scale, median)
         module = NCMModule(
@@ -597,7 +577,7 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
         self.centroids_ = np.asarray(self.estimator_.centroids_, dtype=np.float64)
         temperature = getattr(self.estimator_, "temperature_", None)
         self.temperature_ = None if temperature is None else np.asarray(temperature, dtype=np.float64)
-        empirical = _class_means(X, y, len(self.classes_), sample_weight)
+        empirical = class_means(X, y, len(self.classes_), sample_weight)
         median = _median_distance(X, y, empirical, sample_weight)
         scale = getattr(self.estimator_, "feature_scale_", None)
         self.feature_scale_ = float(scale) if scale is not None else median / AUTO_MEDIAN_DISTANCE
