@@ -64,7 +64,7 @@ def class_indices(y):
     Parameters
     ----------
     y : array-like of shape (n_samples,)
-        Labels of any sortable type.
+        Labels, as :func:`class_index_table` takes them.
 
     Returns
     -------
