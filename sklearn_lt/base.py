@@ -27,6 +27,35 @@ def validate_classification_data(estimator, X, y, sample_weight=None, *, min_cla
     ``class_counts_``; returns ``X`` as float32, ``y`` encoded as 0..C-1 and the
     sample weights as float32 (ones when none are given, so that weighted and
     unweighted fits run the same arithmetic).
+
+    Parameters
+    ----------
+    estimator : estimator
+        The estimator being fitted; receives the attributes.
+    X : array-like of shape (n_samples, n_features)
+        Training features.
+    y : array-like of shape (n_samples,)
+        Class labels of any hashable type.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative weights, not all zero.
+    min_classes : int, default=2
+        Fewest classes ``y`` may have.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), float32
+    y_encoded : ndarray of shape (n_samples,), int64
+    sample_weight : ndarray of shape (n_samples,), float32
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn_lt.base import validate_classification_data
+    >>> clf = LogisticRegression()
+    >>> X, y_encoded, w = validate_classification_data(clf, np.zeros((3, 2)), ["b", "a", "b"])
+    >>> clf.classes_.tolist(), clf.class_counts_.tolist(), y_encoded.tolist(), w.tolist()
+    (['a', 'b'], [1, 2], [1, 0, 1], [1.0, 1.0, 1.0])
     """
     X, y = validate_data(estimator, X, y, dtype=[np.float32, np.float64], ensure_min_samples=1)
     check_float32_range(X, estimator=estimator)
@@ -61,6 +90,27 @@ class ClassifierOutputMixin:
     a softmax of the logits in float64, so they rank exactly like
     ``decision_function``; ``decision_function`` returns the logits in the
     dtype the model computes them in (float32 for the torch heads).
+
+    Examples
+    --------
+    A classifier that predicts the training prior needs only ``fit`` and ``_logits``:
+
+    >>> import numpy as np
+    >>> from sklearn.base import BaseEstimator, ClassifierMixin
+    >>> from sklearn_lt.base import ClassifierOutputMixin, validate_classification_data
+    >>> class Prior(ClassifierOutputMixin, ClassifierMixin, BaseEstimator):
+    ...     def fit(self, X, y):
+    ...         validate_classification_data(self, X, y)
+    ...         self.log_prior_ = np.log(self.class_counts_ / self.class_counts_.sum())
+    ...         return self
+    ...
+    ...     def _logits(self, X):
+    ...         return np.tile(self.log_prior_, (len(X), 1))
+    >>> clf = Prior().fit(np.zeros((4, 1)), ["a", "a", "a", "b"])
+    >>> clf.predict(np.zeros((2, 1))).tolist()
+    ['a', 'a']
+    >>> clf.predict_proba(np.zeros((1, 1))).round(2).tolist()
+    [[0.75, 0.25]]
     """
 
     def _logit_chunks(self, X):
@@ -192,6 +242,19 @@ def fit_base_estimator(
     -------
     base : estimator
         The fitted base estimator (the ``FrozenEstimator`` itself when one was given).
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn_lt.base import fit_base_estimator, validate_classification_data
+    >>> from sklearn_lt.datasets import make_long_tailed_classification
+    >>> from sklearn_lt.linear_model import TauNormalizedClassifier
+    >>> X, _, y, _ = make_long_tailed_classification(random_state=0)
+    >>> meta = TauNormalizedClassifier(LogisticRegression(), random_state=0)
+    >>> X, _, weights = validate_classification_data(meta, X, y)
+    >>> base = fit_base_estimator(meta, X, y, weights, default=None, random_state=0)
+    >>> type(base).__name__, base is meta.estimator, base.random_state
+    ('LogisticRegression', False, 0)
     """
     if meta.estimator is None:
         base = default
