@@ -19,6 +19,7 @@ from sklearn_lt.ensemble._model_kinds import _forward
 from sklearn_lt.linear_model import LinearClassifier, LWSClassifier
 from sklearn_lt.metrics import geometric_mean_recall, harmonic_mean_recall
 from sklearn_lt.neural_network import MLPHeadClassifier
+from sklearn_lt.prototypes import LearnedNCM
 
 FAST = {"n_subsets": 3, "finetune_epochs": 3, "post_train_epochs": 2}
 
@@ -167,10 +168,16 @@ def test_greedy_soup_keeps_a_soup_at_least_as_good_as_its_best_ingredient(small_
         assert len(scores[key]) == 7 and all(0 <= v <= 1 for v in scores[key])
 
 
-def test_no_validation_no_scores(small_lt):
+@pytest.mark.parametrize("params", [{}, {"validation_fraction": 0}])
+def test_no_validation_no_scores(small_lt, params):
     X, _, y, _ = small_lt
-    btm = BalancedUndersampleMerger(small_mlp(), random_state=0, **FAST).fit(X, y)
+    btm = BalancedUndersampleMerger(small_mlp(), random_state=0, **FAST, **params).fit(X, y)
     assert btm.validation_scores_ is None and btm.validation_indices_ is None
+
+
+def test_no_validation_split_is_zero_as_in_the_other_estimators():
+    assert BalancedUndersampleMerger().validation_fraction == 0
+    assert BalancedUndersampleMerger().validation_fraction == LearnedNCM().validation_fraction
 
 
 # ---------------------------------------------------------------- kinds of model
@@ -246,6 +253,8 @@ def test_unsupported_models_get_a_clear_error(small_lt, estimator, match):
     "params, match",
     [
         ({"merge": "greedy_soup"}, "merge='greedy_soup' scores candidate soups on held-out data"),
+        ({"merge": "greedy_soup", "validation_fraction": 0.0}, "merge='greedy_soup' scores candidate soups"),
+        ({"validation_fraction": None}, "'validation_fraction' parameter"),
         ({"merge": "median"}, "'merge' parameter of BalancedUndersampleMerger"),
         ({"n_per_class": 0}, "'n_per_class' parameter"),
         ({"n_subsets": -1}, "'n_subsets' parameter"),

@@ -9,6 +9,7 @@ import pytest
 DOC = Path(__file__).resolve().parents[1] / "doc"
 PUBLIC_MODULES = [
     "augmentation",
+    "base",
     "datasets",
     "ensemble",
     "flows",

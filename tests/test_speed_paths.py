@@ -9,8 +9,9 @@ from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_de
 
 from sklearn_lt.linear_model import LinearClassifier, LWSClassifier, TauNormalizedClassifier
 from sklearn_lt.prototypes import LearnedNCM
-from sklearn_lt.prototypes._ncm import _class_means, _median_distance
+from sklearn_lt.prototypes._ncm import _median_distance
 from sklearn_lt.torch import ArrayDataset, _lbfgs, _net
+from sklearn_lt.utils._class_stats import class_means
 from sklearn_lt.utils._testing import expected_failed_checks
 
 LBFGS64 = dict(solver="lbfgs", solver_dtype="float64", device="cpu", random_state=0)
@@ -108,9 +109,9 @@ def test_chunked_class_statistics_equal_the_whole_computation():
     X = rng.standard_normal((1000, 5)).astype(np.float32)
     y = rng.integers(0, 7, 1000)
     w = rng.uniform(0.5, 2.0, 1000)
-    whole = _class_means(X, y, 7, w, chunk=10**6)
-    np.testing.assert_allclose(_class_means(X, y, 7, w, chunk=64), whole, rtol=1e-12)
-    np.testing.assert_allclose(_class_means(X, y, 7, None), _class_means(X, y, 7, np.ones(1000)), rtol=1e-12)
+    whole = class_means(X, y, 7, w, chunk=10**6)
+    np.testing.assert_allclose(class_means(X, y, 7, w, chunk=64), whole, rtol=1e-12)
+    np.testing.assert_allclose(class_means(X, y, 7, None), class_means(X, y, 7, np.ones(1000)), rtol=1e-12)
     assert _median_distance(X, y, whole, w, chunk=64) == _median_distance(X, y, whole, w, chunk=10**6)
 
 

@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from ..utils._class_stats import class_indices
+
 #: File types ``--data`` reads.
 DATA_FORMATS = (".npz", ".npy", ".csv", ".parquet")
 
@@ -282,8 +284,7 @@ def long_tail_splits(y, *, cv=None, random_state=0):
     y = np.asarray(y)
     n = len(y)
     rng = np.random.RandomState(random_state)
-    _, y_idx = np.unique(y, return_inverse=True)
-    members = [rng.permutation(np.flatnonzero(y_idx == c)) for c in range(y_idx.max() + 1)]
+    members = [rng.permutation(m) for m in class_indices(y)]
     if cv is None or isinstance(cv, float):
         test_size = DEFAULT_TEST_SIZE if cv is None else float(cv)
         if not 0 < test_size < 1:

@@ -1,14 +1,31 @@
 """Drawing long-tailed training sets from balanced data, and a synthetic generator."""
 
+import numbers
+
 import numpy as np
 from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, check_consistent_length
 
-from ..utils._validation import check_option, check_positive_int
+from ..utils import _param_constraints as pc
+from ..utils._class_stats import class_indices
 
 PROFILES = ("exponential", "pareto")
 
+_PROFILE = [StrOptions(set(PROFILES))]
+_IMBALANCE_RATIO = [Interval(numbers.Real, 1, None, closed="left")]
+_N_TEST = [Interval(numbers.Integral, 0, None, closed="left")]
 
+
+@validate_params(
+    {
+        "n_classes": pc.POSITIVE_INT,
+        "n_max": pc.POSITIVE_INT,
+        "imbalance_ratio": _IMBALANCE_RATIO,
+        "profile": _PROFILE,
+    },
+    prefer_skip_nested_validation=True,
+)
 def long_tailed_counts(n_classes, n_max, *, imbalance_ratio=100.0, profile="exponential"):
     """Training samples per class, head first, for a long-tailed profile.
 
@@ -36,11 +53,6 @@ def long_tailed_counts(n_classes, n_max, *, imbalance_ratio=100.0, profile="expo
     >>> long_tailed_counts(5, 100, imbalance_ratio=100).tolist()
     [100, 31, 10, 3, 1]
     """
-    n_classes = check_positive_int("n_classes", n_classes)
-    n_max = check_positive_int("n_max", n_max)
-    check_option("profile", profile, PROFILES)
-    if not imbalance_ratio >= 1:
-        raise ValueError(f"imbalance_ratio must be >= 1, got {imbalance_ratio!r}.")
     i = np.arange(n_classes, dtype=np.float64)
     if n_classes == 1:
         fractions = np.ones(1)
@@ -52,6 +64,18 @@ def long_tailed_counts(n_classes, n_max, *, imbalance_ratio=100.0, profile="expo
     return np.maximum(1, np.floor(n_max * fractions + 1e-9)).astype(int)
 
 
+@validate_params(
+    {
+        "imbalance_ratio": _IMBALANCE_RATIO,
+        "profile": _PROFILE,
+        "n_max": pc.POSITIVE_INT + [None],
+        "n_test_per_class": _N_TEST + [None],
+        "class_order": [StrOptions({"size", "random"})],
+        "random_state": ["random_state"],
+    },
+    # long_tailed_counts checks the n_max it derives when n_max is None
+    prefer_skip_nested_validation=False,
+)
 def make_long_tailed(
     X,
     y,
@@ -102,17 +126,16 @@ def make_long_tailed(
     X = check_array(X, accept_sparse=False, ensure_all_finite=False, dtype=None)
     y = column_or_1d(y)
     check_consistent_length(X, y)
-    check_option("class_order", class_order, ("size", "random"))
     rng = check_random_state(random_state)
     classes, sizes = np.unique(y, return_counts=True)
+    members = class_indices(y)
     if len(classes) < 2:
         raise ValueError("make_long_tailed needs at least 2 classes.")
     tiebreak = rng.permutation(len(classes))
     order = np.lexsort((tiebreak, -sizes)) if class_order == "size" else tiebreak
-    classes, sizes = classes[order], sizes[order]
+    classes, sizes, members = classes[order], sizes[order], [members[i] for i in order]
     if n_test_per_class is None:
         n_test_per_class = int(sizes.min()) // 2
-    n_test_per_class = check_positive_int("n_test_per_class", n_test_per_class, minimum=0)
     if n_max is None:
         n_max = int(sizes[0]) - n_test_per_class
     counts = long_tailed_counts(len(classes), n_max, imbalance_ratio=imbalance_ratio, profile=profile)
@@ -124,14 +147,26 @@ def make_long_tailed(
             f"lower n_max or n_test_per_class."
         )
     train, test = [], []
-    for c, k in zip(classes, counts):
-        idx = rng.permutation(np.flatnonzero(y == c))
+    for class_members, k in zip(members, counts):
+        idx = rng.permutation(class_members)
         test.append(idx[:n_test_per_class])
         train.append(idx[n_test_per_class : n_test_per_class + k])
     train, test = np.concatenate(train), np.concatenate(test)
     return X[train], X[test], y[train], y[test]
 
 
+@validate_params(
+    {
+        "n_classes": pc.POSITIVE_INT,
+        "n_features": pc.POSITIVE_INT,
+        "n_max": pc.POSITIVE_INT,
+        "imbalance_ratio": _IMBALANCE_RATIO,
+        "profile": _PROFILE,
+        "n_test_per_class": _N_TEST,
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_long_tailed_classification(
     n_classes=10,
     n_features=16,
@@ -176,9 +211,7 @@ def make_long_tailed_classification(
     ((740, 16), 3)
     """
     rng = check_random_state(random_state)
-    n_features = check_positive_int("n_features", n_features)
     counts = long_tailed_counts(n_classes, n_max, imbalance_ratio=imbalance_ratio, profile=profile)
-    n_test_per_class = check_positive_int("n_test_per_class", n_test_per_class, minimum=0)
     means = rng.normal(scale=class_sep / np.sqrt(n_features), size=(n_classes, n_features))
 
     def draw(per_class):

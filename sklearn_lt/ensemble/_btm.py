@@ -3,30 +3,47 @@
 import numbers
 import time
 import warnings
+from typing import NamedTuple
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from ..base import ClassifierOutputMixin, fit_base_estimator, validate_classification_data
 from ..linear_model._linear import loss_tau
 from ..metrics import geometric_mean_recall, get_scorer, harmonic_mean_recall
 from ..neural_network._mlp import FLOAT32_SUBSET_REASON, MLPHeadClassifier
-from ..torch._base import ClassifierOutputMixin, validate_classification_data
 from ..torch._callbacks import warn_if_degenerate
 from ..torch._device import draw_seed
 from ..utils import _param_constraints as pc
+from ..utils._class_stats import class_indices
 from ..utils._split import tail_safe_validation_split
 from ..utils._tags import inherit_tags
-from ..utils._validation import check_positive_int
 from ._model_kinds import _FittedLogits, _kind_of
 
 _MERGES = ("average", "greedy_soup")
 
 
+class _HeldOut(NamedTuple):
+    """The validation part every stage is scored on, and the greedy soup's scorer (None without a soup)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    soup_scorer: object
+
+
+@validate_params(
+    {
+        "y": ["array-like"],
+        "n_subsets": pc.EPOCHS,
+        "n_per_class": pc.POSITIVE_INT,
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def draw_balanced_subsets(y, n_subsets, n_per_class, random_state=None):
     """Draw few-shot class-balanced subsets: ``min(n_c, n_per_class)`` samples of every class.
 
@@ -60,10 +77,8 @@ def draw_balanced_subsets(y, n_subsets, n_per_class, random_state=None):
     [[5, 3], [5, 3]]
     """
     y = np.asarray(y)
-    n_subsets = check_positive_int("n_subsets", n_subsets, minimum=0)
-    n_per_class = check_positive_int("n_per_class", n_per_class)
     rng = check_random_state(random_state)
-    members = [np.flatnonzero(y == label) for label in np.unique(y)]
+    members = class_indices(y)
     subsets = []
     for _ in range(n_subsets):
         picked = [idx[rng.permutation(len(idx))[:n_per_class]] for idx in members]
@@ -184,12 +199,13 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         fine-tuning starts from a classifier that does not; ``0`` skips it
         (the paper's setting for imbalance-blind pre-training, such as the
         default model).
-    validation_fraction : float or None, default=None
-        Share of every class (see
-        :func:`sklearn_lt.utils.tail_safe_validation_split`) held out from all
+    validation_fraction : float, default=0.0
+        Share of every class, in [0, 1) (see
+        :func:`sklearn_lt.utils.tail_safe_validation_split`), held out from all
         training stages to score the pre-trained, fine-tuned, merged and final
-        models and to build a greedy soup. ``None`` trains on all data and
-        computes no scores.
+        models and to build a greedy soup. ``0`` trains on all data and
+        computes no scores (``0`` means "no validation split" in every
+        estimator of the library).
     random_state : int, RandomState instance or None, default=None
         Seeds the validation split, the subsets, fine-tuning and
         post-training, and the estimator's ``random_state`` when that is
@@ -300,7 +316,7 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         "post_train_loss": pc.LOSSES,
         "post_train_sampling": pc.SAMPLINGS,
         "fc_epochs": pc.EPOCHS,
-        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
+        "validation_fraction": pc.FRACTION,
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -326,7 +342,7 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         post_train_loss="cross_entropy",
         post_train_sampling="class_balanced",
         fc_epochs=0,
-        validation_fraction=None,
+        validation_fraction=0.0,
         random_state=None,
         verbose=0,
     ):
@@ -352,16 +368,6 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_params(self):
-        self._post_tau = loss_tau(self.post_train_loss, 1.0)
-        if self.validation_fraction is None and self.merge == "greedy_soup":
-            raise ValueError(
-                "merge='greedy_soup' scores candidate soups on held-out data: set validation_fraction "
-                "(e.g. 0.1), or use merge='average'."
-            )
-        if self.merge == "greedy_soup":
-            self._soup_scorer = get_scorer(self.soup_scoring)
-
     def _finetune_batch_size(self, n):
         if self.finetune_batch_size == "auto":
             # the paper's number of steps: 40 per epoch (ImageNet-LT: 1,000 classes x 10 samples / 256)
@@ -373,28 +379,21 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
             print(f"[BalancedUndersampleMerger] {message}", flush=True)
 
     def _pretrain(self, X, y_labels, y, rng):
-        estimator = MLPHeadClassifier() if self.estimator is None else self.estimator
-        if isinstance(estimator, FrozenEstimator):
-            check_is_fitted(estimator)
-            model = estimator.estimator
-        else:
-            model = clone(estimator)
-            if "random_state" in model.get_params(deep=False) and model.get_params()["random_state"] is None:
-                model.set_params(random_state=draw_seed(rng))
-            else:
-                draw_seed(rng)  # keep the random stream the same either way
-            model.fit(X, y if self._kind.encoded_targets else y_labels)
-        classes = np.asarray(model.classes_)
-        encoded = np.arange(len(self.classes_))
-        same = classes.shape == self.classes_.shape and np.array_equal(classes, self.classes_)
-        if not same and not (self._kind.encoded_targets and np.array_equal(classes, encoded)):
-            raise ValueError(
-                f"the pre-trained estimator's classes_ {classes!r} differ from the classes in y "
-                f"{self.classes_!r}; a frozen estimator must have been fitted on the same classes."
-            )
-        return model
+        # a frozen model draws no seed; any other draws one, used or not, so the random stream stays the same
+        seed = None if isinstance(self.estimator, FrozenEstimator) else draw_seed(rng)
+        model = fit_base_estimator(
+            self,
+            X,
+            y if self._kind.encoded_targets else y_labels,
+            default=MLPHeadClassifier(random_state=seed),
+            random_state=seed,
+            role="pre-trained estimator",
+            encoded_ok=self._kind.encoded_targets,
+        )
+        return model.estimator if isinstance(model, FrozenEstimator) else model
 
-    def _scores(self, name, model, X_val, y_val):
+    def _scores(self, name, model, validation):
+        X_val, y_val = validation.X, validation.y
         y_pred = self.classes_[np.argmax(self._kind.logits(model, X_val), axis=1)]
         scores = self.validation_scores_
         scores["model"].append(name)
@@ -406,15 +405,15 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
             warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
             scores["balanced_accuracy"].append(balanced_accuracy_score(y_val, y_pred))
         if "soup_score" in scores:
-            scores["soup_score"].append(self._soup_score(model, X_val, y_val))
+            scores["soup_score"].append(self._soup_score(model, validation))
 
-    def _soup_score(self, model, X_val, y_val):
+    def _soup_score(self, model, validation):
         snapshot = _FittedLogits(self._kind, model, self.classes_, self.n_features_in_)._prepare()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
-            return float(self._soup_scorer(snapshot, X_val, y_val))
+            return float(validation.soup_scorer(snapshot, validation.X, validation.y))
 
-    def _merge(self, models, X_train, X_val, y_val):
+    def _merge(self, models, X_train, validation):
         def merged(indices):
             model = self._kind.merge([models[i] for i in indices])
             return self._kind.recalibrate(model, X_train) if self.recalibrate_bn else model
@@ -425,25 +424,25 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         order = np.argsort(-individual, kind="stable")
         ingredients, best = [order[0]], individual[order[0]]
         for i in order[1:]:
-            score = self._soup_score(merged(ingredients + [i]), X_val, y_val)
+            score = self._soup_score(merged(ingredients + [i]), validation)
             if score >= best:
                 ingredients.append(i)
                 best = score
         self._log(f"greedy soup of {len(ingredients)}/{len(models)} models, {self.soup_scoring} {best:.4f}")
         return merged(ingredients), np.sort(np.asarray(ingredients, dtype=np.intp))
 
-    def _split_validation(self, X, y_all, y_labels_all, rng):
-        """Hold out ``validation_fraction`` (if set) and start the per-stage score table."""
-        if self.validation_fraction is None:
+    def _split_validation(self, X, y_all, y_labels_all, soup_scorer, rng):
+        """Hold out ``validation_fraction`` (unless 0) and start the per-stage score table."""
+        if not self.validation_fraction:
             self.validation_scores_ = self.validation_indices_ = None
-            return np.arange(len(y_all)), None, None
+            return np.arange(len(y_all)), None
         train_idx, val_idx = tail_safe_validation_split(y_all, self.validation_fraction, random_state=draw_seed(rng))
         self.validation_indices_ = val_idx
         keys = ("model", "harmonic_mean_recall", "geometric_mean_recall", "accuracy", "balanced_accuracy")
         self.validation_scores_ = {key: [] for key in keys}
         if self.merge == "greedy_soup":
             self.validation_scores_["soup_score"] = []
-        return train_idx, X[val_idx], y_labels_all[val_idx]
+        return train_idx, _HeldOut(X[val_idx], y_labels_all[val_idx], soup_scorer)
 
     def _post_train_params(self, train_counts):
         """The settings shared by the "FC" stage and the post-training stage."""
@@ -468,7 +467,7 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         self._log(f"FC stage: re-trained the final linear layer with cross-entropy in "
                   f"{time.perf_counter() - tic:.1f} s")
         if validation is not None:
-            self._scores("fc", self.fc_estimator_, *validation)
+            self._scores("fc", self.fc_estimator_, validation)
         return self.fc_estimator_
 
     def _finetune_subsets(self, start, X_train, y_train, y_labels, train_idx, validation, rng):
@@ -496,21 +495,20 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
             self._log(f"fine-tuned on subset {i + 1}/{len(subsets)} ({len(subset)} samples) "
                       f"in {time.perf_counter() - tic:.1f} s")
             if validation is not None:
-                self._scores(f"finetuned_{i}", model, *validation)
+                self._scores(f"finetuned_{i}", model, validation)
 
     def _merge_stage(self, start, X_train, validation):
         """Merge the fine-tuned models (``start`` itself when there are none)."""
         if self.finetuned_estimators_:
-            X_val, y_val = validation if validation is not None else (None, None)
             self.merged_estimator_, self.soup_ingredients_ = self._merge(
-                self.finetuned_estimators_, X_train, X_val, y_val
+                self.finetuned_estimators_, X_train, validation
             )
         else:
             self.merged_estimator_, self.soup_ingredients_ = start, np.array([], dtype=np.intp)
         if validation is not None:
-            self._scores("merged", self.merged_estimator_, *validation)
+            self._scores("merged", self.merged_estimator_, validation)
 
-    def _post_train_stage(self, X_train, y_train, train_counts, validation, rng):
+    def _post_train_stage(self, X_train, y_train, train_counts, post_tau, validation, rng):
         """Re-train the merged model's final linear layer with the balancing loss and sampling."""
         self.post_train_history_ = None
         if not self.post_train:
@@ -521,7 +519,7 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
             self.merged_estimator_,
             X_train,
             y_train,
-            loss_tau=self._post_tau,
+            loss_tau=post_tau,
             sampling=self.post_train_sampling,
             epochs=self.post_train_epochs,
             seed=draw_seed(rng),
@@ -529,7 +527,7 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         )
         self._log(f"post-trained the final linear layer in {time.perf_counter() - tic:.1f} s")
         if validation is not None:
-            self._scores("final", self.estimator_, *validation)
+            self._scores("final", self.estimator_, validation)
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
@@ -548,13 +546,20 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
             The fitted meta-estimator.
         """
         X, y_all, _ = validate_classification_data(self, X, y)
-        self._check_params()
+        post_tau = loss_tau(self.post_train_loss, 1.0)
+        soup_scorer = None
+        if self.merge == "greedy_soup":
+            if not self.validation_fraction:
+                raise ValueError(
+                    "merge='greedy_soup' scores candidate soups on held-out data: set validation_fraction "
+                    "(e.g. 0.1), or use merge='average'."
+                )
+            soup_scorer = get_scorer(self.soup_scoring)
         self._kind = _kind_of(MLPHeadClassifier() if self.estimator is None else self.estimator)
         rng = check_random_state(self.random_state)
         y_labels_all = self.classes_[y_all]
 
-        train_idx, X_val, y_val = self._split_validation(X, y_all, y_labels_all, rng)
-        validation = (X_val, y_val) if X_val is not None else None
+        train_idx, validation = self._split_validation(X, y_all, y_labels_all, soup_scorer, rng)
         X_train, y_train, y_labels = X[train_idx], y_all[train_idx], y_labels_all[train_idx]
         train_counts = np.bincount(y_train, minlength=len(self.classes_))
 
@@ -563,12 +568,12 @@ class BalancedUndersampleMerger(ClassifierOutputMixin, ClassifierMixin, BaseEsti
         self._kind.check(self.pretrained_estimator_, X_train, len(self.classes_))
         self._log(f"pre-trained {type(self.pretrained_estimator_).__name__} in {time.perf_counter() - tic:.1f} s")
         if validation is not None:
-            self._scores("pretrained", self.pretrained_estimator_, *validation)
+            self._scores("pretrained", self.pretrained_estimator_, validation)
 
         start = self._fc_stage(X_train, y_train, train_counts, validation, rng)
         self._finetune_subsets(start, X_train, y_train, y_labels, train_idx, validation, rng)
         self._merge_stage(start, X_train, validation)
-        self._post_train_stage(X_train, y_train, train_counts, validation, rng)
+        self._post_train_stage(X_train, y_train, train_counts, post_tau, validation, rng)
         warn_if_degenerate(self, X, y_all, stacklevel=4)
         return self
 

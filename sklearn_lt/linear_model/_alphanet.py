@@ -20,6 +20,7 @@ from ..torch._data import ClassBalancedSampler
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, train_module
 from ..utils import _param_constraints as pc
+from ..utils._class_stats import class_indices, class_means
 from ..utils._long_tail import MANY_SHOT_THRESHOLD, shot_groups
 from ..utils._split import tail_safe_validation_split
 from ..utils._validation import check_float32_range, check_positive_int
@@ -34,11 +35,10 @@ _AUTO_SCALE_MAX_PER_CLASS = 50
 
 def _per_class_subsample(y, max_per_class, rng):
     """Sorted indices keeping at most ``max_per_class`` random samples of each class."""
-    order = rng.permutation(len(y))
-    order = order[np.argsort(y[order], kind="stable")]
-    _, starts, counts = np.unique(y[order], return_index=True, return_counts=True)
-    rank = np.arange(len(y)) - np.repeat(starts, counts)
-    return np.sort(order[rank < max_per_class])
+    shuffled = rng.permutation(len(y))
+    # each class's positions in the shuffled order, ascending: its first ones are a random sample of it
+    members = class_indices(y[shuffled])
+    return np.sort(np.concatenate([shuffled[m[:max_per_class]] for m in members]))
 
 
 def _balanced_cross_entropy(logits, y, scale):
@@ -48,15 +48,6 @@ def _balanced_cross_entropy(logits, y, scale):
     losses = torch.nn.functional.cross_entropy(scale * logits, y, reduction="none").double()
     _, y_idx, counts = torch.unique(y, return_inverse=True, return_counts=True)
     return float((torch.zeros(len(counts), dtype=torch.float64).index_add_(0, y_idx, losses) / counts).mean())
-
-
-def class_means(X, y, n_classes, chunk=16384):
-    """Per-class means of ``X`` (float64 sums, in chunks to bound memory)."""
-    sums = torch.zeros(n_classes, X.shape[1], dtype=torch.float64)
-    y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
-    for start in range(0, len(X), chunk):
-        sums.index_add_(0, y[start : start + chunk], torch.as_tensor(X[start : start + chunk]).double())
-    return (sums / torch.bincount(y, minlength=n_classes)[:, None]).numpy()
 
 
 def matched_logit_scale(train_logits, y_train, valid_logits, y_valid):

@@ -2,10 +2,11 @@
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 
-from ..torch._base import BaseTorchClassifier, ClassifierOutputMixin, validate_classification_data
+from ..base import ClassifierOutputMixin, fit_base_estimator, validate_classification_data
+from ..torch._base import BaseTorchClassifier
 from ..torch._callbacks import warn_if_degenerate
 from ..torch._lbfgs import LBFGS_DTYPES, train_full_batch
 from ..torch._losses import LogitAdjustedLoss
@@ -31,24 +32,9 @@ def fit_base_linear(meta, X, y, sample_weight=None, *, default=None, random_stat
 
     if isinstance(random_state, str) and random_state == "meta":
         random_state = getattr(meta, "random_state", None)
-    if meta.estimator is not None:
-        base = clone(meta.estimator)
-        params = base.get_params(deep=False)
-        if "random_state" in params and params["random_state"] is None:
-            base.set_params(random_state=random_state)
-    elif default is not None:
-        base = default
-    else:
-        base = LinearClassifier(random_state=random_state)
-    # weights of all ones are no weights: do not require the base model to accept them
-    weighted = sample_weight is not None and not np.all(np.asarray(sample_weight) == 1)
-    kwargs = {"sample_weight": sample_weight} if weighted else {}
-    base.fit(X, y, **kwargs)
-    if not np.array_equal(np.asarray(base.classes_), meta.classes_):
-        raise ValueError(
-            f"the base estimator's classes_ {base.classes_!r} differ from the classes in y {meta.classes_!r}; "
-            "a frozen estimator must have been fitted on the same classes."
-        )
+    if default is None:
+        default = LinearClassifier(random_state=random_state)
+    base = fit_base_estimator(meta, X, y, sample_weight, default=default, random_state=random_state)
     W, b = linear_weights(base)
     if W.shape[1] != X.shape[1]:
         # a frozen base fitted on other features would otherwise fail only at predict

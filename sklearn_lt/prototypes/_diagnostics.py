@@ -6,10 +6,11 @@ import numpy as np
 from scipy import linalg, stats
 from sklearn.covariance import ledoit_wolf_shrinkage, oas
 from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import StrOptions, validate_params
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
-from ..utils._validation import check_option
+from ..utils._class_stats import class_index_table
 
 _ESTIMATORS = ("mle", "ledoit_wolf", "oas")
 
@@ -70,6 +71,10 @@ def _null_variance(X, y_enc, counts, order, bounds, estimator, rng):
     return _per_class(pooled, pool, np.concatenate([[0], np.cumsum(sizes)]), estimator)
 
 
+@validate_params(
+    {"estimator": [StrOptions(set(_ESTIMATORS))], "random_state": ["random_state"]},
+    prefer_skip_nested_validation=True,
+)
 def intra_class_variance(X, y, *, estimator="mle", random_state=None):
     """Largest eigenvalue of each class's feature covariance, with the class sizes.
 
@@ -139,14 +144,12 @@ def intra_class_variance(X, y, *, estimator="mle", random_state=None):
     >>> bool(r.variance[1] > 2 * r.null_variance[1])
     True
     """
-    check_option("estimator", estimator, _ESTIMATORS)
     X = check_array(X, dtype=np.float64, ensure_min_samples=1)
     y = column_or_1d(y)
     check_consistent_length(X, y)
     check_classification_targets(y)
-    classes, y_enc, counts = np.unique(y, return_inverse=True, return_counts=True)
-    order = np.argsort(y_enc, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(counts)])
+    classes, y_enc, counts, order, starts = class_index_table(y)
+    bounds = np.append(starts, len(y))
     variance = _per_class(X, order, bounds, estimator)
     null_variance = _null_variance(X, y_enc, counts, order, bounds, estimator, check_random_state(random_state))
     r, p = _spearman(counts, variance)

@@ -1,24 +1,20 @@
 """Learned Nearest-Class-Mean and Multi-NCM (Sharma et al., "Learned Nearest-Class-Mean for biased
 representations in long-tailed recognition")."""
 
-import numbers
-
 import numpy as np
 import torch
-from scipy import sparse
-from sklearn.base import clone
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import EpochScoring
 
+from ..base import fit_base_estimator
 from ..torch._base import BaseTorchClassifier
 from ..torch._callbacks import GradientValueClipping, KeepBestEpoch, validation_balanced_accuracy
 from ..torch._losses import LogitAdjustedLoss
 from ..torch._net import as_numpy, make_train_sampler, train_module
 from ..utils import _param_constraints as pc
+from ..utils._class_stats import class_means
 from ..utils._split import split_off_validation
 from ..utils._tags import inherit_tags
-from ..utils._validation import check_nonnegative_float, check_option
 from ._distances import MultiNCMModule, NCMModule, _min_half_distances
 
 _LR_SCHEDULES = ("cosine", "constant")
@@ -52,26 +48,6 @@ _RELATIVE_DISTANCE_FLOOR = 1e-6
 # --------------------------------------------------------------------------------------
 
 
-def _class_means(X, y, n_classes, sample_weight, chunk=8192):
-    """Weighted class means in float64 (a class whose weights are all zero gets its plain mean).
-
-    Accumulated over row chunks converted to float64 one at a time, so that a
-    float32 ``X`` is never copied whole.
-    """
-    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    totals = np.bincount(y, weights=w, minlength=n_classes)
-    zero = totals <= 0
-    if np.any(zero):
-        w = np.where(zero[y], 1.0, w)
-        totals = np.bincount(y, weights=w, minlength=n_classes)
-    sums = np.zeros((n_classes, X.shape[1]))
-    for start in range(0, len(y), chunk):
-        rows = slice(start, start + chunk)
-        onehot = sparse.csr_matrix((w[rows], (y[rows], np.arange(len(y[rows])))), shape=(n_classes, len(y[rows])))
-        sums += onehot @ np.asarray(X[rows], dtype=np.float64)
-    return sums / totals[:, None]
-
-
 def _median_distance(X, y, centroids, sample_weight, chunk=8192):
     """Median distance of a training sample to its class mean (zero distances ignored)."""
     keep = np.ones(len(y), dtype=bool) if sample_weight is None else np.asarray(sample_weight) > 0
@@ -92,17 +68,15 @@ def _median_distance(X, y, centroids, sample_weight, chunk=8192):
 
 
 # --------------------------------------------------------------------------------------
-# parameter checks shared by both estimators
+# the unit of distance shared by both estimators
 # --------------------------------------------------------------------------------------
 
 
 def _resolve_scale(feature_scale, median_distance):
+    # "auto" or a positive number: _parameter_constraints checked it
     if isinstance(feature_scale, str):
-        check_option("feature_scale", feature_scale, ("auto",))
         return median_distance / AUTO_MEDIAN_DISTANCE
-    if isinstance(feature_scale, bool) or not isinstance(feature_scale, numbers.Real):
-        raise ValueError(f"feature_scale must be 'auto' or a positive number, got {feature_scale!r}.")
-    return check_nonnegative_float("feature_scale", feature_scale, positive=True)
+    return float(feature_scale)
 
 
 def _eps(median_distance, scale):
@@ -373,7 +347,7 @@ class LearnedNCM(_TrainingMixin, BaseTorchClassifier):
         (X, y, sample_weight), valid_data = split_off_validation(
             X, y, sample_weight, self.validation_fraction, generator
         )
-        self.empirical_centroids_ = _class_means(X, y, len(self.classes_), sample_weight)
+        self.empirical_centroids_ = class_means(X, y, len(self.classes_), sample_weight)
         median = _median_distance(X, y, self.empirical_centroids_, sample_weight)
         self.feature_scale_ = _resolve_scale(self.feature_scale, median)
         module = NCMModule(
@@ -569,33 +543,17 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_params(self):
-        if self.displacement_init == 0 and self.max_epochs > 0 and self.n_displacements > 0:
-            raise ValueError(
-                "displacement_init=0 with max_epochs > 0: displacements that all start at zero tie with the "
-                "null displacement, get no gradient and never move. Use a small positive value (default 0.01)."
-            )
-
     def _fit_base(self, X, y, sample_weight):
-        if self.estimator is None:
-            base = LearnedNCM(tau=self.tau, random_state=self.random_state, device=self.device)
-        else:
-            base = clone(self.estimator)
-            if base.get_params().get("random_state", 0) is None:
-                base.set_params(random_state=self.random_state)
-        weighted = not np.all(sample_weight == 1)
-        base.fit(X, self.classes_[y], **({"sample_weight": sample_weight} if weighted else {}))
-        check_is_fitted(base)
-        if not hasattr(base, "centroids_"):
-            raise TypeError(
-                f"{type(base).__name__} has no centroids_: MultiNCM needs a nearest-centroid model such as "
-                "LearnedNCM or sklearn.neighbors.NearestCentroid."
-            )
-        if not np.array_equal(np.asarray(base.classes_), self.classes_):
-            raise ValueError(
-                f"the estimator's classes_ {base.classes_!r} differ from the classes in y {self.classes_!r}; "
-                "a frozen estimator must have been fitted on the same classes."
-            )
+        base = fit_base_estimator(
+            self,
+            X,
+            self.classes_[y],
+            sample_weight,
+            default=LearnedNCM(tau=self.tau, random_state=self.random_state, device=self.device),
+            random_state=self.random_state,
+            role="estimator",
+            needs=("centroids_", "a nearest-centroid model such as LearnedNCM or sklearn.neighbors.NearestCentroid"),
+        )
         n_features = np.asarray(base.centroids_).shape[1]
         if n_features != X.shape[1]:
             raise ValueError(
@@ -607,6 +565,11 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
     _clipped_parameters = ("displacements",)
 
     def _fit_net(self, X, y, sample_weight, generator):
+        if self.displacement_init == 0 and self.max_epochs > 0 and self.n_displacements > 0:
+            raise ValueError(
+                "displacement_init=0 with max_epochs > 0: displacements that all start at zero tie with the "
+                "null displacement, get no gradient and never move. Use a small positive value (default 0.01)."
+            )
         (X, y, sample_weight), valid_data = split_off_validation(
             X, y, sample_weight, self.validation_fraction, generator
         )
@@ -614,7 +577,7 @@ class MultiNCM(_TrainingMixin, BaseTorchClassifier):
         self.centroids_ = np.asarray(self.estimator_.centroids_, dtype=np.float64)
         temperature = getattr(self.estimator_, "temperature_", None)
         self.temperature_ = None if temperature is None else np.asarray(temperature, dtype=np.float64)
-        empirical = _class_means(X, y, len(self.classes_), sample_weight)
+        empirical = class_means(X, y, len(self.classes_), sample_weight)
         median = _median_distance(X, y, empirical, sample_weight)
         scale = getattr(self.estimator_, "feature_scale_", None)
         self.feature_scale_ = float(scale) if scale is not None else median / AUTO_MEDIAN_DISTANCE

@@ -13,9 +13,11 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import StrOptions, validate_params
 from torch.utils.data import Dataset, Sampler
 
-from ..utils._validation import check_option, check_positive_int
+from ..utils import _param_constraints as pc
+from ..utils._class_stats import class_index_table
 
 
 def as_device_tensor(array, dtype, device="cpu"):
@@ -123,7 +125,9 @@ def row_batches(X, device="cpu", batch_size=PREDICT_BATCH_ROWS):
     >>> [(rows, tuple(b.shape)) for rows, b in row_batches(np.zeros((5, 2)), batch_size=2)]
     [(slice(0, 2, None), (2, 2)), (slice(2, 4, None), (2, 2)), (slice(4, 5, None), (1, 2))]
     """
-    batch_size = check_positive_int("batch_size", batch_size)
+    batch_size = int(batch_size)
+    if batch_size < 1:  # an internal helper: the estimators' constraints have checked their own batch sizes
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     for start in range(0, len(X), batch_size):
         rows = slice(start, min(start + batch_size, len(X)))
         yield rows, torch.tensor(np.asarray(X[rows]), dtype=torch.float32, device=device)
@@ -191,9 +195,10 @@ class SequentialBatchSampler(Sampler):
     [[0, 1], [2, 3], [4]]
     """
 
+    @validate_params({"batch_size": pc.POSITIVE_INT}, prefer_skip_nested_validation=True)
     def __init__(self, n_samples, batch_size):
         self.n_samples = int(n_samples)
-        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.batch_size = int(batch_size)
 
     def __len__(self):
         return _n_batches(self.n_samples, self.batch_size)
@@ -226,9 +231,10 @@ class ShuffledBatchSampler(Sampler):
     [0, 1, 2, 3, 4]
     """
 
+    @validate_params({"batch_size": pc.POSITIVE_INT}, prefer_skip_nested_validation=True)
     def __init__(self, n_samples, batch_size, *, generator=None, drop_last=False):
         self.n_samples = int(n_samples)
-        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.batch_size = int(batch_size)
         self.generator = generator
         self.drop_last = drop_last
         self.device = None
@@ -299,16 +305,24 @@ class ClassBalancedSampler(Sampler):
     True
     """
 
+    @validate_params(
+        {
+            "batch_size": pc.POSITIVE_INT,
+            "class_probs": [StrOptions({"balanced", "reversed", "instance"}), "array-like"],
+            "n_draws": pc.POSITIVE_INT + [None],
+        },
+        prefer_skip_nested_validation=True,
+    )
     def __init__(self, y, batch_size, *, class_probs="balanced", n_draws=None, generator=None):
         y = np.asarray(y)
         if y.ndim != 1 or len(y) == 0:
             raise ValueError(f"y must be a non-empty 1-d array, got shape {y.shape}.")
-        self.batch_size = check_positive_int("batch_size", batch_size)
-        self.n_draws = len(y) if n_draws is None else check_positive_int("n_draws", n_draws)
+        self.batch_size = int(batch_size)
+        self.n_draws = len(y) if n_draws is None else int(n_draws)
         self.generator = generator
-        self.classes_, y_enc, counts = np.unique(y, return_inverse=True, return_counts=True)
+        table = class_index_table(y)
+        self.classes_, counts = table.classes, table.counts
         if isinstance(class_probs, str):
-            check_option("class_probs", class_probs, ("balanced", "reversed", "instance"))
             power = {"instance": 1.0, "balanced": 0.0, "reversed": -1.0}[class_probs]
             probs = counts.astype(np.float64) ** power
         else:
@@ -319,9 +333,8 @@ class ClassBalancedSampler(Sampler):
                     f"np.unique(y) order) with a positive sum, got {class_probs!r}."
                 )
         self.class_probs_ = probs / probs.sum()
-        order = np.argsort(y_enc, kind="stable")
-        self._order = torch.as_tensor(order, dtype=torch.int64)
-        self._starts = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]), dtype=torch.int64)
+        self._order = torch.as_tensor(table.order, dtype=torch.int64)
+        self._starts = torch.as_tensor(table.starts, dtype=torch.int64)
         self._counts = torch.as_tensor(counts, dtype=torch.int64)
         self._probs = torch.as_tensor(self.class_probs_, dtype=torch.float64)
 

@@ -3,6 +3,8 @@
 import numpy as np
 from sklearn.utils import check_random_state, column_or_1d
 
+from ._class_stats import class_indices
+
 
 def tail_safe_validation_split(y, validation_fraction=0.1, *, random_state=None):
     """Split indices into training and validation parts, stratified, keeping every class in training.
@@ -40,8 +42,8 @@ def tail_safe_validation_split(y, validation_fraction=0.1, *, random_state=None)
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}.")
     rng = check_random_state(random_state)
     valid = []
-    for label in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == label))
+    for members in class_indices(y):
+        idx = rng.permutation(members)
         expected = validation_fraction * len(idx)
         n_valid = int(np.floor(expected) + (rng.random_sample() < expected - np.floor(expected)))
         valid.append(idx[: min(n_valid, len(idx) - 1)])
