@@ -13,11 +13,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from ..base import ClassifierOutputMixin, fit_base_estimator, validate_classification_data
-from ..linear_model._linear import loss_tau
 from ..metrics import geometric_mean_recall, get_scorer, harmonic_mean_recall
 from ..neural_network._mlp import FLOAT32_SUBSET_REASON, MLPHeadClassifier
 from ..torch._callbacks import warn_if_degenerate
 from ..torch._device import draw_seed
+from ..torch._heads import loss_tau
 from ..utils import _param_constraints as pc
 from ..utils._class_stats import class_indices
 from ..utils._split import tail_safe_validation_split

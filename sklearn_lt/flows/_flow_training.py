@@ -11,13 +11,14 @@ import math
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import validate_params
 from skorch.callbacks import Callback
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Sampler
 
 from ..torch._data import PREDICT_BATCH_ROWS, batched_forward, row_batches
-from ..utils._validation import check_positive_int
+from ..utils import _param_constraints as pc
 
 #: the authors' flow-epoch criterion (``train_dlsa.py``): count clusters purer than this ...
 SELECTION_MIN_PURITY = 0.7
@@ -45,12 +46,13 @@ class ClassPairSampler(Sampler):
     generator : torch.Generator, default=None
     """
 
+    @validate_params({"batch_size": pc.POSITIVE_INT}, prefer_skip_nested_validation=True)
     def __init__(self, y, batch_size, *, generator=None):
         y = np.asarray(y)
         classes, y_enc, counts = np.unique(y, return_inverse=True, return_counts=True)
         if len(classes) < 2:
             raise ValueError("ClassPairSampler needs samples of at least two classes.")
-        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.batch_size = int(batch_size)
         self.n_pairs = len(y)
         self.generator = generator
         order = np.argsort(y_enc, kind="stable")

@@ -8,7 +8,7 @@ import torch
 from scipy.optimize import brentq
 from scipy.spatial.distance import cdist
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import StrOptions, validate_params
 from sklearn.utils.validation import validate_data
 from skorch.callbacks import EpochScoring
 from torch import nn
@@ -23,7 +23,7 @@ from ..utils import _param_constraints as pc
 from ..utils._class_stats import class_indices, class_means
 from ..utils._long_tail import MANY_SHOT_THRESHOLD, shot_groups
 from ..utils._split import tail_safe_validation_split
-from ..utils._validation import check_float32_range, check_positive_int
+from ..utils._validation import check_float32_range
 from ._linear import LinearClassifier
 from ._posthoc import base_linear_tags, fit_base_linear
 
@@ -197,10 +197,11 @@ class FewPlusBaseSampler(Sampler):
     generator : torch.Generator, default=None
     """
 
+    @validate_params({"batch_size": pc.POSITIVE_INT}, prefer_skip_nested_validation=True)
     def __init__(self, y, few_mask, rho, batch_size, *, generator=None):
         y = np.asarray(y)
         few_mask = np.asarray(few_mask, dtype=bool)
-        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.batch_size = int(batch_size)
         self.generator = generator
         self.few_indices = torch.as_tensor(np.flatnonzero(few_mask), dtype=torch.int64)
         base = np.flatnonzero(~few_mask)

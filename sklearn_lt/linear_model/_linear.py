@@ -4,10 +4,7 @@ import numpy as np
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from torch import nn
 
-from ..torch._heads import (
-    BaseHeadClassifier,
-    loss_tau,  # noqa: F401 (ensemble._btm imports it from here)
-)
+from ..torch._heads import BaseHeadClassifier
 from ..torch._lbfgs import LBFGS_DTYPES, train_full_batch
 from ..torch._net import as_numpy
 

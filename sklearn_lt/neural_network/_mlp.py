@@ -6,7 +6,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from ..torch._heads import BaseHeadClassifier
-from ..utils._validation import check_positive_int
 
 # why sklearn's check_methods_subset_invariance fails for float32 networks with a hidden layer
 FLOAT32_SUBSET_REASON = (
@@ -248,7 +247,8 @@ class MLPHeadClassifier(BaseHeadClassifier):
         hidden = check_hidden_layer_sizes(self.hidden_layer_sizes)
         if self.batch_norm and hidden:
             # batch norm cannot train on a batch of one: a cross-parameter rule the constraints cannot state
-            check_positive_int("batch_size", self.batch_size, minimum=2)
+            if self.batch_size < 2:
+                raise ValueError(f"batch_size must be an integer >= 2 with batch_norm=True, got {self.batch_size!r}.")
 
     def _build_module(self, n_features, n_classes):
         return MLPHead(

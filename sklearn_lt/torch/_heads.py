@@ -4,7 +4,6 @@ import numpy as np
 
 from ..utils import _param_constraints as pc
 from ..utils._split import split_off_validation
-from ..utils._validation import check_nonnegative_float, check_option
 from ._base import BaseTorchClassifier
 from ._losses import LogitAdjustedLoss
 from ._net import has_batch_norm, make_train_sampler, train_module
@@ -14,12 +13,12 @@ LOSSES = ("cross_entropy", "balanced_softmax", "logit_adjusted")
 
 def loss_tau(loss, tau):
     """The logit-adjustment strength a ``loss`` name stands for."""
-    check_option("loss", loss, LOSSES)
+    # ``loss`` and ``tau`` are checked by the estimators' parameter constraints
     if loss == "cross_entropy":
         return 0.0
     if loss == "balanced_softmax":
         return 1.0
-    return check_nonnegative_float("tau", tau)
+    return float(tau)
 
 
 class BaseHeadClassifier(BaseTorchClassifier):

@@ -4,12 +4,13 @@ import numbers
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import StrOptions, validate_params
 from skorch import NeuralNet
 from skorch.callbacks import GradientNormClipping, LRScheduler
 from skorch.dataset import get_len, unpack_data
 from torch.utils.data import DataLoader
 
-from ..utils._validation import check_option
+from ..utils import _param_constraints as pc
 from ._callbacks import StopOnDivergence
 from ._data import (
     PREDICT_BATCH_ROWS,
@@ -25,7 +26,6 @@ _OPTIMIZERS = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
 }
-_SAMPLINGS = ("instance", "class_balanced")
 _fused_support = {}
 
 
@@ -173,6 +173,9 @@ def has_batch_norm(module):
     return bool(batch_norm_layers(module))
 
 
+@validate_params(
+    {"sampling": pc.SAMPLINGS, "batch_size": pc.POSITIVE_INT}, prefer_skip_nested_validation=False
+)
 def make_train_sampler(y, *, sampling, batch_size, generator, n_draws=None, even_batches=False):
     """The training sampler for ``sampling`` in {"instance", "class_balanced"}.
 
@@ -184,7 +187,6 @@ def make_train_sampler(y, *, sampling, batch_size, generator, n_draws=None, even
     of equal size up to one sample, and class-balanced sampling draws whole
     batches (at most ``batch_size - 1`` draws more per epoch).
     """
-    check_option("sampling", sampling, _SAMPLINGS)
     n = len(y)
     n_batches = -(-n // batch_size)
     if sampling == "class_balanced":
@@ -198,6 +200,14 @@ def make_train_sampler(y, *, sampling, batch_size, generator, n_draws=None, even
     return ShuffledBatchSampler(n, batch_size, generator=generator)
 
 
+@validate_params(
+    {
+        "max_epochs": pc.EPOCHS,
+        "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
+        "predict_batch_size": pc.POSITIVE_INT,
+    },
+    prefer_skip_nested_validation=False,
+)
 def train_module(
     module,
     criterion,
@@ -319,7 +329,7 @@ def train_module(
         # draw the batch indices where the data are: no host-to-device copy per batch
         sampler = sampler.to(device)
     if isinstance(optimizer, str):
-        optimizer = _OPTIMIZERS[check_option("optimizer", optimizer, tuple(_OPTIMIZERS))]
+        optimizer = _OPTIMIZERS[optimizer]
     optimizer_kwargs = default_optimizer_kwargs(optimizer, optimizer_kwargs, device)
     net_callbacks = []
     if lr_schedule == "cosine":

@@ -1,6 +1,5 @@
 """Input and parameter checks shared by every estimator (one place for the messages)."""
 
-import numbers
 
 import numpy as np
 
@@ -46,26 +45,3 @@ def check_float32_range(X, *, estimator=None, input_name="X"):
 def label_repr(label):
     """``repr`` of a class label without numpy's type wrapper (``1``, not ``np.int64(1)``), for messages."""
     return repr(label.item() if isinstance(label, np.generic) else label)
-
-
-def check_option(name, value, options):
-    """Raise a ValueError naming the parameter when ``value`` is not one of ``options``."""
-    if isinstance(value, str) or value is None or isinstance(value, (bool, numbers.Number)):
-        if value in options:
-            return value
-    raise ValueError(f"{name}={value!r} is not supported; choose one of {sorted(map(str, options))}.")
-
-
-def check_positive_int(name, value, *, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def check_nonnegative_float(name, value, *, positive=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}.")
-    if value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be {bound}, got {value!r}.")
-    return float(value)
