@@ -98,23 +98,41 @@ def _mixup_hook(alpha):
     return hook
 
 
+def _train_sgd(module, criterion, X, y, sampler, *, device, epochs, lr, weight_decay, verbose, train_batch_hook=None):
+    """The paper's optimisation for every BTM stage: SGD with momentum 0.9 and a cosine schedule."""
+    return train_module(
+        module,
+        criterion,
+        X,
+        y,
+        sampler=sampler,
+        max_epochs=epochs,
+        optimizer="sgd",
+        lr=lr,
+        optimizer_kwargs={"momentum": 0.9, "weight_decay": weight_decay},
+        lr_schedule="cosine",
+        device=device,
+        verbose=verbose,
+        train_batch_hook=train_batch_hook,
+    )
+
+
 def _finetune_module(module, X, y, *, device, epochs, lr, batch_size, weight_decay, mixup, seed, verbose):
     """Fine-tune all of ``module`` (a copy) on ``(X, y)``: SGD with momentum 0.9, cosine schedule, cross-entropy."""
     with seeded(seed, device) as generator:
-        return train_module(
+        sampler = make_train_sampler(
+            y, sampling="instance", batch_size=batch_size, generator=generator, even_batches=has_batch_norm(module)
+        )
+        return _train_sgd(
             copy.deepcopy(module),
             _MixupCrossEntropy() if mixup else LogitAdjustedLoss(tau=0.0),
             X,
             y,
-            sampler=make_train_sampler(
-                y, sampling="instance", batch_size=batch_size, generator=generator, even_batches=has_batch_norm(module)
-            ),
-            max_epochs=epochs,
-            optimizer="sgd",
-            lr=lr,
-            optimizer_kwargs={"momentum": 0.9, "weight_decay": weight_decay},
-            lr_schedule="cosine",
+            sampler,
             device=device,
+            epochs=epochs,
+            lr=lr,
+            weight_decay=weight_decay,
             verbose=verbose,
             train_batch_hook=_mixup_hook(mixup) if mixup else None,
         )
@@ -127,18 +145,17 @@ def _train_linear(layer, features, y, *, device, class_counts, loss_tau, samplin
         # built inside ``seeded``: its (overwritten) random initialisation must not draw from the caller's RNG
         head = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
         head.load_state_dict(layer.state_dict())
-        return train_module(
+        sampler = make_train_sampler(y, sampling=sampling, batch_size=batch_size, generator=generator)
+        return _train_sgd(
             head,
             LogitAdjustedLoss(class_counts, tau=loss_tau),
             features,
             y,
-            sampler=make_train_sampler(y, sampling=sampling, batch_size=batch_size, generator=generator),
-            max_epochs=epochs,
-            optimizer="sgd",
-            lr=lr,
-            optimizer_kwargs={"momentum": 0.9, "weight_decay": weight_decay},
-            lr_schedule="cosine",
+            sampler,
             device=device,
+            epochs=epochs,
+            lr=lr,
+            weight_decay=weight_decay,
             verbose=verbose,
         )
 
