@@ -1,6 +1,10 @@
 """sklearn_lt: scikit-learn compatible estimators for long-tailed classification on feature matrices.
 
-Subpackages:
+Modules and subpackages:
+
+- :mod:`sklearn_lt.base`: what every classifier of the library shares
+  (validation of classification data, outputs computed from logits, fitting
+  a base estimator inside a meta-estimator);
 
 - :mod:`sklearn_lt.linear_model`: the decoupling baselines every method is
   compared with, and post-hoc corrections of a fitted linear classifier
@@ -14,8 +18,8 @@ Subpackages:
 - :mod:`sklearn_lt.metrics`: long-tail metrics and scorers;
 - :mod:`sklearn_lt.datasets`: long-tailed splits, a synthetic generator and
   bundled real data;
-- :mod:`sklearn_lt.torch`: the data path, samplers and losses the estimators
-  train with;
+- :mod:`sklearn_lt.torch`: the training core (``train_module``), data path,
+  samplers and losses the estimators train with;
 - :mod:`sklearn_lt.utils`: the long-tail split, a tail-safe validation split
   and estimator discovery;
 - :mod:`sklearn_lt.bench`: the main benchmark (``python -m sklearn_lt.bench``)
