@@ -248,6 +248,28 @@ def test_device_side_samplers_give_the_same_fit_for_the_same_seed_on_cpu(small_l
     assert not torch.equal(first, fit(8))
 
 
+def test_lbfgs_first_trial_step_is_scipys_and_no_point_is_evaluated_twice(small_lt):
+    """torch's first trial step, -g / ||g||_1, is hundreds of times too short with many parameters;
+    LogisticRegression's scipy takes -g / ||g||_2. Splitting off the first step re-evaluates nothing."""
+    from sklearn_lt.torch._losses import LogitAdjustedLoss
+
+    X, _, y, _ = small_lt
+    points = []
+
+    class Recording(LogitAdjustedLoss):
+        def forward(self, logits, target, sample_weight=None):
+            points.append(torch.cat([p.detach().reshape(-1).clone() for p in module.parameters()]))
+            return super().forward(logits, target, sample_weight)
+
+    module = torch.nn.Linear(X.shape[1], 6, dtype=torch.float64)
+    torch.nn.init.zeros_(module.weight)
+    torch.nn.init.zeros_(module.bias)
+    net = _lbfgs.train_full_batch(module, Recording(tau=0.0), X, y.astype(np.int64), max_evals=12, dtype="float64")
+    assert torch.linalg.vector_norm(points[1] - points[0]).item() == pytest.approx(1.0, rel=1e-9)
+    assert all(not torch.equal(a, b) for a, b in zip(points, points[1:]))
+    assert len(points) == len(net.history) <= 12
+
+
 def test_lbfgs_history_has_one_row_per_pass_and_stops_at_the_cap(small_lt):
     X, _, y, _ = small_lt
     clf = LinearClassifier(solver="lbfgs", max_epochs=7, device="cpu", random_state=0).fit(X, y)
