@@ -32,6 +32,7 @@ n = 115,846.
     python benchmarks/bench_speed.py --device cuda             # the same on a GPU
     python benchmarks/bench_speed.py --models LearnedNCM --configs 115846:1000
     python benchmarks/bench_speed.py --solvers letter icd10cm wordnet 30000:512:1000   # solvers vs LogisticRegression
+    python benchmarks/bench_speed.py --lbfgs-penalty [--auto]   # the L-BFGS penalty, cap and dtype on validation splits
 
 Writes ``benchmarks/results/speed_<device>[_quick].md`` and ``.jsonl``.
 """
@@ -762,6 +763,8 @@ def run_solvers(datasets, seeds, split, device, names=None, jsonl=None):
                 row = {"data": name, "split": split, "seed": seed, "estimator": label, "fit_s": fit_s,
                        "balanced_accuracy": float(balanced_accuracy_score(y_eval, est.predict(X_eval))),
                        "n": len(y), "d": X.shape[1], "C": len(np.unique(y))}
+                if hasattr(est, "history_"):  # passes over the data (L-BFGS: evaluations; LWS: of its scales)
+                    row.update(evals=len(est.history_))
                 if hasattr(est, "n_iter_"):
                     row.update(n_iter=int(np.max(est.n_iter_)), max_iter=est.max_iter,
                                converged=not any(issubclass(w.category, ConvergenceWarning) for w in caught))
