@@ -32,6 +32,7 @@ n = 115,846.
     python benchmarks/bench_speed.py --device cuda             # the same on a GPU
     python benchmarks/bench_speed.py --models LearnedNCM --configs 115846:1000
     python benchmarks/bench_speed.py --solvers letter icd10cm wordnet 30000:512:1000   # solvers vs LogisticRegression
+    python benchmarks/bench_speed.py --lbfgs-penalty [--auto]   # the L-BFGS penalty, cap and dtype on validation splits
 
 Writes ``benchmarks/results/speed_<device>[_quick].md`` and ``.jsonl``.
 """
@@ -667,7 +668,7 @@ def solver_estimators(device, seed):
     """The linear heads with each solver, and scikit-learn's LogisticRegression as a user would call it."""
     from sklearn.linear_model import LogisticRegression
 
-    from sklearn_lt.linear_model import LinearClassifier, LWSClassifier
+    from sklearn_lt.linear_model import LinearClassifier, LWSClassifier, TauNormalizedClassifier
 
     common = dict(device=device, random_state=seed)
     rows = {}
@@ -678,6 +679,9 @@ def solver_estimators(device, seed):
         )
         rows[f"cRT {solver}"] = LinearClassifier(sampling="class_balanced", solver=solver, **common)
         rows[f"LWS {solver}"] = LWSClassifier(LinearClassifier(solver=solver, **common), solver=solver, **common)
+        rows[f"tau-norm {solver}"] = TauNormalizedClassifier(LinearClassifier(solver=solver, **common), random_state=seed)
+    # LWSClassifier(solver="lbfgs") on its default base: the scales by L-BFGS, the base by mini-batches
+    rows["LWS lbfgs scales, minibatch base"] = LWSClassifier(solver="lbfgs", **common)
     rows["LogisticRegression"] = LogisticRegression()
     rows["LogisticRegression balanced"] = LogisticRegression(class_weight="balanced")
     return rows
@@ -710,8 +714,15 @@ def solver_data(name, seed, split):
     return X, y, X_eval, y_eval
 
 
-def run_solvers(datasets, seeds, split, device, names=None):
-    """Fit time and balanced accuracy of every head with every solver, same data and process, seed by seed."""
+def run_solvers(datasets, seeds, split, device, names=None, jsonl=None):
+    """Fit time and balanced accuracy of every head with every solver, same data and process, seed by seed.
+
+    The estimators run in turn on each seed's data, in reversed order on odd seeds, so that a drift of the
+    machine's load falls on both sides of a ratio; LogisticRegression's iterations are recorded (its
+    ``max_iter`` is scikit-learn's default, 100) to say whether it converged. ``names`` (labels of
+    :func:`solver_estimators`) selects rows and sets their order; each row is appended to ``jsonl`` as
+    soon as it is measured, so that a run stopped early keeps what finished.
+    """
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -725,11 +736,11 @@ def run_solvers(datasets, seeds, split, device, names=None):
     for name in datasets:
         for seed in seeds:
             X, y, X_eval, y_eval = solver_data(name, seed, split)
-            for label, est in solver_estimators(device, seed).items():
-                if names and label not in names:
-                    continue
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
+            available = solver_estimators(device, seed)
+            estimators = [(label, available[label]) for label in names] if names else list(available.items())
+            for label, est in estimators if seed % 2 == 0 else estimators[::-1]:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ConvergenceWarning)
                     _sync(device)
                     start = time.perf_counter()
                     est.fit(X, y)
@@ -738,37 +749,213 @@ def run_solvers(datasets, seeds, split, device, names=None):
                 row = {"data": name, "split": split, "seed": seed, "estimator": label, "fit_s": fit_s,
                        "balanced_accuracy": float(balanced_accuracy_score(y_eval, est.predict(X_eval))),
                        "n": len(y), "d": X.shape[1], "C": len(np.unique(y))}
+                if hasattr(est, "history_"):  # passes over the data (L-BFGS: evaluations; LWS: of its scales)
+                    row.update(evals=len(est.history_))
+                if hasattr(est, "n_iter_"):
+                    row.update(n_iter=int(np.max(est.n_iter_)), max_iter=est.max_iter,
+                               converged=not any(issubclass(w.category, ConvergenceWarning) for w in caught))
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
+                if jsonl:
+                    with open(jsonl, "a") as f:
+                        f.write(json.dumps(row) + "\n")
     return rows
 
 
 def solver_markdown(rows, device):
     import collections
 
-    groups = collections.defaultdict(list)
+    groups = collections.defaultdict(dict)
     for r in rows:
-        groups[(r["data"], r["estimator"])].append(r)
+        groups[(r["data"], r["estimator"])][r["seed"]] = r
+    split = rows[0]["split"]
     lines = [
         f"# Solvers of the convex heads vs LogisticRegression ({device})",
         "",
         "Generated by `benchmarks/bench_speed.py --solvers`. Every estimator at its defaults but the solver "
-        "(LWS: its base LinearClassifier with the same solver), fitted on the same data in one process; "
-        f"balanced accuracy on the {rows[0]['split']} split "
-        "(validation: 25 % carved, stratified, from the long-tailed training part; the test split is not used "
-        "for choosing). Mean ± std over seeds (the seed draws the long-tailed split and the estimator's "
-        "random_state).",
+        "(LWS: its base LinearClassifier with the same solver), fitted on the same data in one process, in turn "
+        "(reversed order on odd seeds); "
+        f"balanced accuracy on the {split} split "
+        "(validation: 25 % carved, stratified, from the long-tailed training part of a bundled set; synthetic "
+        "`n:d:C` sets: a balanced held-out set of 10 per class from the same Gaussian clusters; the test split "
+        "is not used for choosing). Mean ± std (ddof=1) over seeds (the seed draws the long-tailed split and "
+        "the estimator's random_state). Versus LogisticRegression(class_weight='balanced') on the same data and "
+        "seed: time ratio (median of the per-seed ratios; < 1 is faster) and paired balanced-accuracy "
+        "difference, mean ± std (ddof=1), seeds improved. LogisticRegression: lbfgs, max_iter=100 (scikit-learn's "
+        "default); `iters` is its iteration count, `*` where it stopped at max_iter without converging.",
         "",
-        "| data | n x d x C | estimator | fit s | balanced accuracy | seeds |",
-        "|---|---|---|---|---|---|",
+        "| data | n x d x C | estimator | fit s | balanced accuracy | time / LR bal. | bacc − LR bal. | seeds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for (data, est), rs in groups.items():
-        t = np.array([r["fit_s"] for r in rs])
-        a = np.array([r["balanced_accuracy"] for r in rs])
+
+    def ms(values):
+        v = np.asarray(values, dtype=float)
+        return f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.4f}"
+
+    for (data, est), per_seed in groups.items():
+        rs = list(per_seed.values())
+        ref = groups.get((data, "LogisticRegression balanced"), {})
+        common = [s for s in per_seed if s in ref]
+        ratio = diff = ""
+        if common and est != "LogisticRegression balanced":
+            ratio = f"{np.median([per_seed[s]['fit_s'] / ref[s]['fit_s'] for s in common]):.2f}"
+            d = np.array([per_seed[s]["balanced_accuracy"] - ref[s]["balanced_accuracy"] for s in common])
+            diff = f"{d.mean():+.4f} ± {d.std(ddof=1) if len(d) > 1 else 0.0:.4f} ({int((d > 0).sum())}/{len(d)})"
+        label = est
+        if "n_iter" in rs[0]:
+            label += " (iters " + ", ".join(f"{r['n_iter']}{'' if r['converged'] else '*'}" for r in rs) + ")"
+        t = [r["fit_s"] for r in rs]
         lines.append(
-            f"| {data} | {rs[0]['n']:,} x {rs[0]['d']} x {rs[0]['C']} | {est} | {t.mean():.2f} ± {t.std():.2f} | "
-            f"{a.mean():.4f} ± {a.std():.4f} | {len(rs)} |"
+            f"| {data} | {rs[0]['n']:,} x {rs[0]['d']} x {rs[0]['C']} | {label} | {np.mean(t):.2f} | "
+            f"{ms([r['balanced_accuracy'] for r in rs])} | {ratio} | {diff} | {len(rs)} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- the L-BFGS penalty on validation splits
+
+PENALTY_GRID = (1e-4, 1e-5, 1e-6, 1e-7, 0.0)
+
+
+def penalty_estimators(seed, penalties=PENALTY_GRID, evals=(30, 100)):
+    """The linear heads by mini-batch (the reference), and by L-BFGS at every L2 penalty and evaluation cap."""
+    from sklearn_lt.linear_model import LinearClassifier, LWSClassifier, TauNormalizedClassifier
+
+    common = dict(device="cpu", random_state=seed)
+    heads = {
+        "CE": dict(),
+        "balanced_softmax": dict(loss="balanced_softmax"),
+        "cRT": dict(sampling="class_balanced"),
+    }
+    rows = {}
+    for head, kw in heads.items():
+        rows[(head, "minibatch", None, None, "float32")] = LinearClassifier(**kw, **common)
+        for l2 in penalties:
+            for cap in evals:
+                rows[(head, "lbfgs", l2, cap, "float32")] = LinearClassifier(
+                    solver="lbfgs", weight_decay=l2, max_epochs=cap, **kw, **common
+                )
+        rows[(head, "lbfgs", 1e-6, 100, "float64")] = LinearClassifier(
+            solver="lbfgs", weight_decay=1e-6, max_epochs=100, solver_dtype="float64", **kw, **common
+        )
+    rows[("LWS", "minibatch", None, None, "float32")] = LWSClassifier(**common)
+    rows[("tau-norm", "minibatch", None, None, "float32")] = TauNormalizedClassifier(random_state=seed)
+    for l2 in penalties:
+        base = LinearClassifier(solver="lbfgs", weight_decay=l2, max_epochs=100, **common)
+        rows[("LWS", "lbfgs", l2, 100, "float32")] = LWSClassifier(base, solver="lbfgs", **common)
+        rows[("tau-norm", "lbfgs", l2, 100, "float32")] = TauNormalizedClassifier(base, random_state=seed)
+    return rows
+
+
+def run_penalty_sweep(datasets, seeds):
+    """Balanced accuracy on validation splits (carved from the training part) of every penalty and cap."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    rows = []
+    for name in datasets:
+        for seed in seeds:
+            X, y, X_eval, y_eval = solver_data(name, seed, "validation")
+            for (head, solver, l2, cap, dtype), est in penalty_estimators(seed).items():
+                start = time.perf_counter()
+                est.fit(X, y)
+                fit_s = time.perf_counter() - start
+                net = getattr(est, "net_", None) or getattr(est.estimator_, "net_", None)
+                W = est.coef_ if head != "LWS" else est.estimator_.coef_
+                row = {"data": name, "seed": seed, "head": head, "solver": solver, "l2": l2, "max_evals": cap,
+                       "dtype": dtype, "fit_s": fit_s, "evals": len(net.history),
+                       "train_loss": float(net.history[-1, "train_loss"]), "coef_norm": float(np.linalg.norm(W)),
+                       "balanced_accuracy": float(balanced_accuracy_score(y_eval, est.predict(X_eval))),
+                       "train_balanced_accuracy": float(balanced_accuracy_score(y, est.predict(X))),
+                       "n": len(y), "d": X.shape[1], "C": len(np.unique(y))}
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def run_auto_penalty(datasets, seeds, penalties=PENALTY_GRID, cap=100, inner_fraction=0.2):
+    """L-BFGS with its penalty chosen on an inner tail-safe validation split of the fit part, then refitted.
+
+    What a ``weight_decay="auto"`` would do (one fold of LogisticRegressionCV, scored by balanced accuracy):
+    the outer validation split (the one every other row is scored on) never takes part in the choice.
+    """
+    from sklearn.metrics import balanced_accuracy_score
+
+    from sklearn_lt.linear_model import LinearClassifier
+    from sklearn_lt.utils import tail_safe_validation_split
+
+    heads = {"CE": dict(), "balanced_softmax": dict(loss="balanced_softmax"), "cRT": dict(sampling="class_balanced")}
+    rows = []
+    for name in datasets:
+        for seed in seeds:
+            X, y, X_eval, y_eval = solver_data(name, seed, "validation")
+            inner, held = tail_safe_validation_split(y, inner_fraction, random_state=seed)
+            for head, kw in heads.items():
+                def make(l2):
+                    return LinearClassifier(solver="lbfgs", weight_decay=l2, max_epochs=cap, device="cpu",
+                                            random_state=seed, **kw)
+                start = time.perf_counter()
+                scores = {l2: balanced_accuracy_score(y[held], make(l2).fit(X[inner], y[inner]).predict(X[held]))
+                          for l2 in penalties}
+                chosen = max(penalties, key=lambda l2: (scores[l2], l2))  # ties: the stronger penalty
+                est = make(chosen).fit(X, y)
+                fit_s = time.perf_counter() - start
+                row = {"data": name, "seed": seed, "head": head, "solver": "lbfgs auto", "l2": None,
+                       "max_evals": cap, "dtype": "float32", "fit_s": fit_s, "evals": len(est.history_),
+                       "train_loss": float(est.history_[-1, "train_loss"]),
+                       "coef_norm": float(np.linalg.norm(est.coef_)), "chosen_l2": chosen,
+                       "balanced_accuracy": float(balanced_accuracy_score(y_eval, est.predict(X_eval))),
+                       "train_balanced_accuracy": float(balanced_accuracy_score(y, est.predict(X))),
+                       "n": len(y), "d": X.shape[1], "C": len(np.unique(y))}
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def paired(a, b):
+    """'mean ± std (ddof=1) of a - b, k/n seeds improved' for per-seed dicts of the same seeds."""
+    d = np.array([a[s] - b[s] for s in sorted(a)])
+    std = d.std(ddof=1) if len(d) > 1 else 0.0
+    return f"{d.mean():+.4f} ± {std:.4f} ({int((d > 0).sum())}/{len(d)})"
+
+
+def penalty_markdown(rows):
+    import collections
+
+    by = collections.defaultdict(dict)
+    for r in rows:
+        by[(r["data"], r["head"], r["solver"], r["l2"], r["max_evals"], r["dtype"])][r["seed"]] = r
+    lines = [
+        "# The L-BFGS penalty of the linear heads, on validation splits (cpu)",
+        "",
+        "Generated by `benchmarks/bench_speed.py --lbfgs-penalty`. Balanced accuracy on a validation split "
+        "(25 %, stratified, carved from the long-tailed training part; the test split is not used), "
+        "3 seeds (the seed draws the split and the estimator's random_state). `l2` is the L-BFGS objective's "
+        "penalty `0.5 * l2 * ||W||^2` on the mean loss (set through `weight_decay`); `cap` the most "
+        "evaluations (`max_epochs`); `evals` the evaluations used (fewer than the cap: converged). "
+        "Paired: this row minus the mini-batch default of the same head, same split and seed, "
+        "mean ± std (ddof=1) and seeds improved. LWS and τ-norm: their base LinearClassifier (CE) by "
+        "L-BFGS with that penalty (LWS's scales by L-BFGS, no penalty).",
+        "",
+        "| data | head | solver | l2 | cap | dtype | evals | ‖W‖ | train bacc | val bacc | vs mini-batch | fit s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, per_seed in by.items():
+        data, head, solver, l2, cap, dtype = key
+        rs = list(per_seed.values())
+        ref = by[(data, head, "minibatch", None, None, "float32")]
+        acc = {s: r["balanced_accuracy"] for s, r in per_seed.items()}
+        diff = "" if solver == "minibatch" else paired(acc, {s: ref[s]["balanced_accuracy"] for s in acc})
+        mean = lambda k: np.mean([r[k] for r in rs])  # noqa: E731
+        lines.append(
+            f"| {data} | {head} | {solver} | {'' if l2 is None else f'{l2:g}'} | {cap or ''} | {dtype} | "
+            f"{mean('evals'):.0f} | {mean('coef_norm'):.0f} | {mean('train_balanced_accuracy'):.3f} | "
+            f"{mean('balanced_accuracy'):.4f} | {diff} | {mean('fit_s'):.2f} |"
+        )
+    chosen = [f"{r['data']} {r['head']} seed {r['seed']}: {r['chosen_l2']:g}" for r in rows if "chosen_l2" in r]
+    if chosen:
+        lines += ["", "`lbfgs auto`: the penalty chosen from the grid on an inner tail-safe 20 % split of the fit "
+                  "part by balanced accuracy, then refitted on the whole fit part (fit s: the whole search). "
+                  "Chosen: " + "; ".join(chosen) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -802,6 +989,10 @@ def main(argv=None):
     parser.add_argument("--solvers", nargs="*", metavar="DATA", default=None,
                         help="the linear heads' solvers vs LogisticRegression on bundled sets (letter icd10cm "
                         "wordnet) or synthetic n:d:C sets; writes solvers_<device>.md/.jsonl")
+    parser.add_argument("--lbfgs-penalty", nargs="*", metavar="DATA", default=None,
+                        help="sweep the L-BFGS penalty and evaluation cap of the linear heads on validation splits")
+    parser.add_argument("--auto", action="store_true",
+                        help="with --lbfgs-penalty: add the rows of the penalty chosen on an inner validation split")
     parser.add_argument("--split", choices=["validation", "test"], default="validation")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--estimators", nargs="+", default=None, help="with --solvers: only these rows")
@@ -814,13 +1005,34 @@ def main(argv=None):
         print(json.dumps(run_one(model, int(n), int(d), int(C), args.epochs, args.device)))
         return
 
+    if args.lbfgs_penalty is not None:
+        path = os.path.join(RESULTS, "lbfgs_penalty_cpu_validation")
+        if args.report:
+            rows = [json.loads(line) for line in open(path + ".jsonl")]
+        else:
+            data = args.lbfgs_penalty or ["letter", "icd10cm", "wordnet"]
+            if args.auto:
+                rows = [json.loads(line) for line in open(path + ".jsonl")]
+                rows = [r for r in rows if r["solver"] != "lbfgs auto"] + run_auto_penalty(data, args.seeds)
+            else:
+                rows = run_penalty_sweep(data, args.seeds)
+            with open(path + ".jsonl", "w") as f:
+                f.writelines(json.dumps(row) + "\n" for row in rows)
+        text = penalty_markdown(rows)
+        with open(path + ".md", "w") as f:
+            f.write(text)
+        print(text)
+        return
+
     if args.solvers is not None:
         datasets = args.solvers or ["letter", "icd10cm", "wordnet"]
-        rows = run_solvers(datasets, args.seeds, args.split, args.device, args.estimators)
         tag = f"solvers_{args.device.replace(':', '')}_{args.split}" + (f"_{args.tag}" if args.tag else "")
-        with open(os.path.join(RESULTS, f"{tag}.jsonl"), "a") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
+        if args.report:  # render the markdown from the rows recorded so far
+            rows = [json.loads(line) for line in open(os.path.join(RESULTS, f"{tag}.jsonl"))]
+        else:
+            run_solvers(datasets, args.seeds, args.split, args.device, args.estimators,
+                        jsonl=os.path.join(RESULTS, f"{tag}.jsonl"))
+            rows = [json.loads(line) for line in open(os.path.join(RESULTS, f"{tag}.jsonl"))]
         text = solver_markdown(rows, args.device)
         with open(os.path.join(RESULTS, f"{tag}.md"), "w") as f:
             f.write(text)

@@ -206,6 +206,71 @@ def test_lbfgs_same_seed_same_model(make, small_lt):
     np.testing.assert_array_equal(a.predict_proba(X_test), b.predict_proba(X_test))
 
 
+@pytest.mark.parametrize("solver_dtype", ["float32", "float64"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
+def test_lbfgs_same_seed_same_model_in_each_dtype_and_chunking(small_lt, monkeypatch, solver_dtype, chunked):
+    X, X_test, y, _ = small_lt
+    if chunked:  # rows per chunk: the 256 floor, so the data are several chunks
+        monkeypatch.setattr(_lbfgs, "_CHUNK_LOGITS", 64 * 6)
+        X, y = np.tile(X, (4, 1)), np.tile(y, 4)
+        assert _lbfgs.chunk_rows(6) < len(y)
+
+    def fit():
+        return LWSClassifier(
+            LinearClassifier(loss="balanced_softmax", solver="lbfgs", solver_dtype=solver_dtype, max_epochs=20),
+            solver="lbfgs", solver_dtype=solver_dtype, max_epochs=5, device="cpu", random_state=3,
+        ).fit(X, y)
+
+    a, b = fit(), fit()
+    np.testing.assert_array_equal(a.estimator_.coef_, b.estimator_.coef_)
+    np.testing.assert_array_equal(a.predict_proba(X_test), b.predict_proba(X_test))
+    assert a.history_[:, "train_loss"] == b.history_[:, "train_loss"]
+
+
+@pytest.mark.parametrize("sampling", ["instance", "class_balanced"])
+def test_device_side_samplers_give_the_same_fit_for_the_same_seed_on_cpu(small_lt, sampling):
+    """The samplers a GPU fit uses (moved with ``.to``), run through train_module on the CPU."""
+    from sklearn_lt.torch._losses import LogitAdjustedLoss
+
+    X, X_test, y, _ = small_lt
+    X, y = X.astype(np.float32), y.astype(np.int64)
+
+    def fit(seed):
+        torch.manual_seed(0)
+        generator = torch.Generator().manual_seed(seed)
+        sampler = _net.make_train_sampler(y, sampling=sampling, batch_size=32, generator=generator).to("cpu")
+        assert isinstance(sampler.generator, torch.Generator) and sampler.generator is not generator
+        net = _net.train_module(torch.nn.Linear(X.shape[1], 6), LogitAdjustedLoss(tau=0.0), X, y,
+                                sampler=sampler, max_epochs=3, optimizer="adamw", lr=0.01, device="cpu")
+        return net.module_.weight.detach().clone()
+
+    first = fit(7)
+    torch.testing.assert_close(first, fit(7), rtol=0, atol=0)
+    assert not torch.equal(first, fit(8))
+
+
+def test_lbfgs_first_trial_step_is_scipys_and_no_point_is_evaluated_twice(small_lt):
+    """torch's first trial step, -g / ||g||_1, is hundreds of times too short with many parameters;
+    LogisticRegression's scipy takes -g / ||g||_2. Splitting off the first step re-evaluates nothing."""
+    from sklearn_lt.torch._losses import LogitAdjustedLoss
+
+    X, _, y, _ = small_lt
+    points = []
+
+    class Recording(LogitAdjustedLoss):
+        def forward(self, logits, target, sample_weight=None):
+            points.append(torch.cat([p.detach().reshape(-1).clone() for p in module.parameters()]))
+            return super().forward(logits, target, sample_weight)
+
+    module = torch.nn.Linear(X.shape[1], 6, dtype=torch.float64)
+    torch.nn.init.zeros_(module.weight)
+    torch.nn.init.zeros_(module.bias)
+    net = _lbfgs.train_full_batch(module, Recording(tau=0.0), X, y.astype(np.int64), max_evals=12, dtype="float64")
+    assert torch.linalg.vector_norm(points[1] - points[0]).item() == pytest.approx(1.0, rel=1e-9)
+    assert all(not torch.equal(a, b) for a, b in zip(points, points[1:]))
+    assert len(points) == len(net.history) <= 12
+
+
 def test_lbfgs_history_has_one_row_per_pass_and_stops_at_the_cap(small_lt):
     X, _, y, _ = small_lt
     clf = LinearClassifier(solver="lbfgs", max_epochs=7, device="cpu", random_state=0).fit(X, y)

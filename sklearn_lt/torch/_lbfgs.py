@@ -30,6 +30,32 @@ def chunk_rows(n_outputs):
     return int(max(256, _CHUNK_LOGITS // max(1, n_outputs)))
 
 
+def _minimise(optimizer, objective, params, max_evals, n_evals):
+    """Run ``optimizer`` (torch's L-BFGS) for at most ``max_evals`` evaluations, its first step scaled as scipy's.
+
+    torch's first trial step is ``-g / ||g||_1``, scipy's L-BFGS-B (LogisticRegression's solver)
+    ``-g / ||g||_2``. With many parameters (512 x 1,000) the L1 norm is hundreds of times the L2
+    norm, and the line search, which grows a step at most tenfold per evaluation, spends several
+    passes over the data reaching the right scale. So the first iteration runs on its own with its
+    step scaled to ``1 / ||g||_2``; the rest continue from its state (directions, curvature pairs)
+    with unit trial steps, as torch's own later iterations do. Evaluations at a point already
+    evaluated are not repeated (``objective`` caches the last one), so the split costs none.
+    """
+    group = optimizer.param_groups[0]
+    objective()
+    grad = torch.cat([p.grad.reshape(-1) for p in params])
+    l1, l2 = float(grad.abs().sum()), float(grad.norm())
+    if l2 > 0:
+        # torch's first trial step is min(1, 1 / ||g||_1) * lr; scipy's min(1 / ||g||_2, stpmax)
+        group["lr"] = (1.0 / l2) / min(1.0, 1.0 / l1)
+    group["max_iter"] = 1
+    optimizer.step(objective)
+    left = max_evals - n_evals()
+    if left > 0:
+        group.update(lr=1.0, max_iter=left, max_eval=left)
+        optimizer.step(objective)
+
+
 def train_full_batch(
     module,
     criterion,
@@ -110,8 +136,8 @@ def train_full_batch(
     optimizer = torch.optim.LBFGS(
         params,
         lr=1.0,
-        max_iter=max_evals,
-        max_eval=max_evals,
+        max_iter=max(1, max_evals),
+        max_eval=max(1, max_evals),
         tolerance_grad=LBFGS_TOL if tol is None else tol,
         tolerance_change=1e-9 if torch_dtype == torch.float64 else 1e-7,
         history_size=LBFGS_HISTORY,
@@ -119,7 +145,12 @@ def train_full_batch(
     )
     net.optimizer_ = optimizer
 
+    evaluated = {}  # the last point evaluated, its loss; torch re-evaluates the point each step() starts from
+
     def objective():
+        point = torch.cat([p.detach().reshape(-1) for p in params])
+        if evaluated and torch.equal(point, evaluated["point"]):
+            return evaluated["loss"]  # the gradients are still those of this point: nothing was zeroed since
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=False)
         total = torch.zeros((), dtype=torch_dtype, device=device)
@@ -140,10 +171,11 @@ def train_full_batch(
         net.history.record("dur", time.perf_counter() - start)
         if verbose:
             print(f"lbfgs evaluation {len(net.history)}: loss {value:.6f}", flush=True)
+        evaluated.update(point=point, loss=total)
         return total
 
     if max_evals > 0:
-        optimizer.step(objective)
+        _minimise(optimizer, objective, params, max_evals, lambda: len(net.history))
     model.to(torch.float32)
     loss_fn.to(torch.float32)
     model.eval()
