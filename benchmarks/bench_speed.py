@@ -128,6 +128,10 @@ C_GRID = [(IMAGENET_LT_N, 100), (IMAGENET_LT_N, INATURALIST_CLASSES)]
 # ----------------------------------------------------------------------------- recording train_module calls
 
 
+# the optimizer names train_module accepts, as classes (for the raw loops that replay a call)
+OPTIMIZER_CLASSES = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
 class TrainModuleRecorder(contextlib.AbstractContextManager):
     """Patch ``train_module`` everywhere in ``sklearn_lt`` and keep what each call trained and how long it took.
 
@@ -142,9 +146,9 @@ class TrainModuleRecorder(contextlib.AbstractContextManager):
         self.interleave = interleave
 
     def __enter__(self):
-        from sklearn_lt.torch import _net
+        import sklearn_lt.torch
 
-        self._original = original = _net.train_module
+        self._original = original = sklearn_lt.torch.train_module
         recorder = self
 
         def recording_train_module(module, criterion, X, y, **kwargs):
@@ -155,7 +159,7 @@ class TrainModuleRecorder(contextlib.AbstractContextManager):
                 "X": X,
                 "y": y,
                 "kwargs": dict(kwargs),
-                "optimizer": _net._OPTIMIZERS.get(optimizer, optimizer),
+                "optimizer": OPTIMIZER_CLASSES.get(optimizer, optimizer),
             }
             rounds = None
             if recorder.interleave:

@@ -14,9 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SUBPACKAGES = sorted(p.parent.name for p in (ROOT / "sklearn_lt").glob("*/__init__.py"))
 BENCHMARK_SCRIPTS = sorted((ROOT / "benchmarks").rglob("*.py"))
 
-# bench_speed.py records every train_module call by patching the private module's global (a seam
-# another branch removes); remove this entry when it no longer imports it
-KNOWN_PRIVATE_IMPORTS = {("bench_speed.py", "sklearn_lt.torch._net")}
+# (script name, private module) pairs allowed to stay; none today
+KNOWN_PRIVATE_IMPORTS = set()
 
 
 def _private_imports(source):
