@@ -165,12 +165,15 @@ def parse(cfg):
     return loss, augmenter, options
 
 
-def _identity_transfer(stats, F, tail, head, tau, **kwargs):
-    return F.clone(), torch.ones(len(F), dtype=F.dtype), torch.zeros(len(F), dtype=torch.bool)
-
-
 def _tail_stream_only():
     from sklearn_lt.augmentation import SMARTAugmenter
+    from sklearn_lt.augmentation._smart import _SMARTBatchHook
+
+    class NoTransformHook(_SMARTBatchHook):
+        """SMART's batch hook with the tail samples passed through as they are (weights as without omega)."""
+
+        def transfer(self, F, tail, head):
+            return F.clone(), torch.ones(len(F), dtype=F.dtype), torch.zeros(len(F), dtype=torch.bool)
 
     class TailStreamOnly(SMARTAugmenter):
         """Ablation: SMART's two streams and weights, with the tail samples left as they are."""
@@ -178,7 +181,7 @@ def _tail_stream_only():
         def make_train_batch_hook(self, *args, **kwargs):
             hook, sampler = super().make_train_batch_hook(*args, **kwargs)
             if hook is not None:
-                hook.transfer = _identity_transfer
+                hook.__class__ = NoTransformHook  # same state, the transform step overridden
             return hook, sampler
 
     return TailStreamOnly

@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_lt.augmentation import SMARTAugmenter
-from sklearn_lt.augmentation._smart import _ClassStatistics, _times_head_covariance, _transfer
+from sklearn_lt.augmentation._statistics import _ClassStatistics, _times_head_covariance, _transfer
 from sklearn_lt.linear_model import LinearClassifier
 from sklearn_lt.metrics import few_shot_accuracy, many_shot_accuracy
 from sklearn_lt.torch._data import ShuffledBatchSampler
@@ -368,9 +368,11 @@ def test_a_tail_sample_borrows_from_a_head_class_other_than_its_own(head_thresho
     hook, s = aug.make_train_batch_hook(X, y, sampler=sampler)
     pairs = []
 
-    def spy(stats, F, tail, head, tau, **kwargs):
+    transfer = hook.transfer
+
+    def spy(F, tail, head):
         pairs.append(torch.stack([tail, head], 1).numpy())
-        return _transfer(stats, F, tail, head, tau, **kwargs)
+        return transfer(F, tail, head)
 
     hook.transfer = spy
     for idx in s:
@@ -437,7 +439,7 @@ def test_dense_and_factor_routes_give_the_same_fit_and_the_same_seed_the_same_re
 
 
 def test_dense_statistics_stay_within_the_memory_budget():
-    from sklearn_lt.augmentation._smart import _dense_bytes
+    from sklearn_lt.augmentation._statistics import _dense_bytes
 
     rng = np.random.default_rng(20)
     X, y = make_classes(rng, [30, 20, 10], 8)
