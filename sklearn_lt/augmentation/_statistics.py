@@ -25,6 +25,9 @@ import torch
 EPS = 1e-8
 #: Bytes of d x d work arrays one chunk of pairs may hold (S and Sigma_th, 2 per pair).
 _CHUNK_BYTES = 256 * 2**20
+#: With dense statistics, the d x d arrays of a chunk are made, softmaxed and applied within this many bytes,
+#: so that their several passes stay in the CPU's cache instead of streaming P d^2 numbers through memory.
+_CACHED_CHUNK_BYTES = 8 * 2**20
 
 
 # --------------------------------------------------------------------------------------
@@ -218,6 +221,22 @@ class _ClassStatistics:
         Z = self.X[rows] - self.means[classes][:, None, :]
         return Z.mul_(weights[:, :, None])
 
+    def stacked_factors(self, classes):
+        """The factors of :meth:`factors` without padding, stacked: (sum of the class sizes, d).
+
+        Returns ``(Z, first)``: the rows of ``classes[k]`` are ``Z[first[k] : first[k] + size_k]``.
+        """
+        sizes = self.class_sizes[classes]
+        first = torch.cumsum(sizes, 0) - sizes
+        owner = torch.repeat_interleave(torch.arange(len(classes), device=self.X.device), sizes)
+        rows = self.order[self.starts[classes][owner] + torch.arange(len(owner), device=self.X.device) - first[owner]]
+        if self.running:
+            weights = self.row_counts[rows] / self.seen[classes].clamp_min(1.0)[owner]
+        else:
+            weights = 1.0 / sizes.clamp_min(1).to(self.X.dtype)[owner]
+        Z = self.X[rows] - self.means[classes][owner]
+        return Z.mul_(weights.sqrt_().div_(self.scale)[:, None]), first
+
 
 def _times_head_covariance(stats, A, heads, *, batched=None, budget=_CHUNK_BYTES):
     """``A[k] @ Sigma_{heads[k]}`` for ``A`` of shape (K, w, d), as ``(A Z_h^T) Z_h``.
@@ -281,6 +300,41 @@ def _times_head_covariance(stats, A, heads, *, batched=None, budget=_CHUNK_BYTES
             result = ((padded.view(len(group), m * w, d) @ Zh.mT) @ Zh).view(len(group), m, w, d)
             out[p] = result[g, r]
     return out
+
+
+class _TimesHeadCovariance:
+    """``Z_t Sigma_h`` of every (tail, head) pair of a batch, one product per head class (dense statistics).
+
+    The pairs' tail factors are stacked by head class, so each head covariance
+    multiplies all its pairs' rows in one contiguous product, once per batch
+    rather than once per chunk of pairs; :meth:`padded` hands a chunk its
+    rows, zero-padded like :meth:`_ClassStatistics.factors`.
+    """
+
+    def __init__(self, stats, pairs):
+        by_head = torch.argsort(pairs[:, 1], stable=True)
+        self.Z, first = stats.stacked_factors(pairs[by_head, 0])
+        self.W = torch.empty_like(self.Z)
+        table = stats.covariance_table(torch.unique(pairs[:, 1]))
+        heads, per_head = torch.unique_consecutive(pairs[by_head, 1], return_counts=True)
+        bounds = torch.cat([first, first.new_tensor([len(self.Z)])])[torch.cumsum(per_head, 0)].tolist()
+        start = 0
+        for h, stop in zip(heads.tolist(), bounds):
+            torch.mm(self.Z[start:stop], table[h], out=self.W[start:stop])
+            start = stop
+        self.first = torch.empty_like(first)
+        self.first[by_head] = first
+        self.sizes = stats.class_sizes[pairs[:, 0]]
+
+    def padded(self, index):
+        """``(Z_t, Z_t Sigma_h)`` of the pairs ``index``, each (len(index), R, d) with zero padding rows."""
+        sizes = self.sizes[index]
+        R = max(int(sizes.max()), 1)
+        offsets = torch.arange(R, device=sizes.device)
+        valid = (offsets[None, :] < sizes[:, None])[:, :, None]
+        rows = torch.where(valid[:, :, 0], self.first[index][:, None] + offsets[None, :], 0)
+        zero = self.Z.new_zeros(())
+        return torch.where(valid, self.Z[rows], zero), torch.where(valid, self.W[rows], zero)
 
 
 def _pair_products(stats, chunk, route, Zt=None):
@@ -352,45 +406,23 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
         fits = len(needed) * d * d * F.element_size() <= chunk_bytes
     route = "dense" if dense_cost <= factor_cost and fits else "factor"
     square = not (tau == 0 and route == "factor")  # tau = 0 never forms a d x d matrix
+    head_products = None
+    if stats.dense is not None:
+        chunk_bytes = min(chunk_bytes, _CACHED_CHUNK_BYTES)
+        if route == "factor" and square:
+            head_products = _TimesHeadCovariance(stats, pairs)
     for index in _chunks(pairs, sizes, route, d, F.element_size(), chunk_bytes, square):
         chunk = pairs[index]
         zero = stats.degenerate(chunk[:, 0]) | stats.degenerate(chunk[:, 1])
-        Zt = None
-        if route == "factor" or variance is not None:
-            Zt = stats.factors(chunk[:, 0])
-        if tau == 0 and route == "factor":
-            # Sigma_th = Sigma_t Sigma_h / d: never form a d x d matrix, O((n_t + n_h) d) per sample
-            ones = Zt.new_ones(len(chunk), 1, d)
-            a = ((ones @ Zt.mT) @ Zt).squeeze(1)  # 1^T Sigma_t
-            b = _times_head_covariance(stats, ones, chunk[:, 1]).squeeze(1)  # 1^T Sigma_h
-            omega_pair = (a * b).sum(1) / d**2  # Eq. 11
-
-            def apply(z_groups, ids, Zt=Zt, heads=chunk[:, 1]):
-                Zt, heads = (Zt, heads) if ids is None else (Zt[ids], heads[ids])
-                return _times_head_covariance(stats, (z_groups @ Zt.mT) @ Zt, heads)
-
-            factor = 1.0 / d
+        if head_products is not None:
+            Zt, W = head_products.padded(index)
+            omega_pair, factor, apply = _sigma_transfer(Zt.mT @ W, tau, variance)  # S = Z_t^T (Z_t Sigma_h)
         else:
-            sigma_th, factor = _transfer_matrix(_pair_products(stats, chunk, route, Zt), tau)  # Eq. 4-5
-            omega_pair = None if variance is not None else sigma_th.sum((1, 2)) * (factor / d)  # Eq. 11
-
-            def apply(z_groups, ids, sigma_th=sigma_th):
-                return torch.bmm(z_groups, sigma_th if ids is None else sigma_th[ids])
-
-        gain = torch.ones(len(chunk), dtype=F.dtype, device=F.device)
-        if variance is not None:
-            # E ||z Sigma_th||^2 over the tail class = tr(Sigma_th^T R_t Sigma_th), R_t its correlation
-            standardised = Zt / (stats.variances[chunk[:, 0]] + EPS).sqrt()[:, None, :]
-            if omega_pair is None:  # one pass over Sigma_th for both: 1^T Sigma_th is the last row
-                ones = standardised.new_ones(len(chunk), 1, d)
-                product = apply(torch.cat([standardised, ones], 1), None)
-                omega_pair = product[:, -1].sum(1) * (factor / d)  # Eq. 11
-                spread = product[:, :-1].square().sum((1, 2)) * factor**2
+            Zt = stats.factors(chunk[:, 0]) if route == "factor" or variance is not None else None
+            if square:
+                omega_pair, factor, apply = _sigma_transfer(_pair_products(stats, chunk, route, Zt), tau, variance)
             else:
-                spread = apply(standardised, None).square().sum((1, 2)) * factor**2
-            target = stats.variances[chunk[:, 1 if variance == "head" else 0]].sum(1)
-            gain = torch.where(spread > 0, target / spread.clamp_min(torch.finfo(F.dtype).tiny), 0.0).sqrt()
-        gain[zero] = 0.0  # a zero covariance transfers nothing (and rounding must not be amplified)
+                omega_pair, factor, apply = _linear_transfer(stats, chunk, Zt)
         position = torch.full((len(pairs),), -1, dtype=torch.int64, device=F.device)
         position[index] = torch.arange(len(index), device=F.device)
         local_all = position[pair_of]
@@ -399,12 +431,81 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
         mu_t = stats.means[chunk[local, 0]]
         var_t = stats.variances[chunk[local, 0]]  # diag(Sigma_t)
         z = (F[samples] - mu_t) / stats.scale / (var_t + EPS).sqrt()  # Eq. 6, standardised
-        delta = _apply_per_pair(z, local, len(chunk), apply)
+        gain = torch.ones(len(chunk), dtype=F.dtype, device=F.device)
+        delta = None
+        if variance is not None:
+            # E ||z Sigma_th||^2 over the tail class = tr(Sigma_th^T R_t Sigma_th), R_t its correlation
+            standardised = Zt / (stats.variances[chunk[:, 0]] + EPS).sqrt()[:, None, :]
+            R = standardised.shape[1]
+            with_ones = omega_pair is None  # 1^T Sigma_th gives omega
+            rows = [standardised] + [standardised.new_ones(len(chunk), 1, d)] * with_ones
+            groups = _grouped_by_pair(z, local, len(chunk))
+            if groups is not None:  # the samples ride along: one pass over each Sigma_th for all three
+                rows.append(groups[0])
+            product = apply(torch.cat(rows, 1), None)
+            if with_ones:
+                omega_pair = product[:, R].sum(1) * (factor / d)  # Eq. 11
+            if groups is not None:
+                delta = product[:, R + with_ones :][groups[1]]
+            spread = product[:, :R].square().sum((1, 2)) * factor**2
+            target = stats.variances[chunk[:, 1 if variance == "head" else 0]].sum(1)
+            gain = torch.where(spread > 0, target / spread.clamp_min(torch.finfo(F.dtype).tiny), 0.0).sqrt()
+        gain[zero] = 0.0  # a zero covariance transfers nothing (and rounding must not be amplified)
+        if delta is None:
+            delta = _apply_per_pair(z, local, len(chunk), apply)
         transferred = delta.mul_(gain[local, None] * (stats.scale * factor)).add_(mu_t)
         out[samples] = torch.where(zero[local, None], F[samples], transferred)  # nothing to transfer
         omega[samples] = omega_pair[local]
         degenerate[samples] = zero[local]
     return out, omega, degenerate
+
+
+def _sigma_transfer(S, tau, variance):
+    """``(omega, c, apply)`` of a chunk from its ``S``: Eq. 4-5 and 11 (``omega`` None when ``variance`` gives it)."""
+    sigma_th, factor = _transfer_matrix(S, tau)  # Eq. 4-5
+    omega_pair = None if variance is not None else sigma_th.sum((1, 2)) * (factor / S.shape[-1])  # Eq. 11
+
+    def apply(z_groups, ids):
+        return torch.bmm(z_groups, sigma_th if ids is None else sigma_th[ids])
+
+    return omega_pair, factor, apply
+
+
+def _linear_transfer(stats, chunk, Zt):
+    """``(omega, c, apply)`` at ``tau = 0`` on the factor route: ``Sigma_th = Sigma_t Sigma_h / d`` never formed.
+
+    ``O((n_t + n_h) d)`` per sample instead of a d x d matrix per pair.
+    """
+    d = Zt.shape[-1]
+    ones = Zt.new_ones(len(chunk), 1, d)
+    a = ((ones @ Zt.mT) @ Zt).squeeze(1)  # 1^T Sigma_t
+    b = _times_head_covariance(stats, ones, chunk[:, 1]).squeeze(1)  # 1^T Sigma_h
+    omega_pair = (a * b).sum(1) / d**2  # Eq. 11
+
+    def apply(z_groups, ids, heads=chunk[:, 1]):
+        Z, heads = (Zt, heads) if ids is None else (Zt[ids], heads[ids])
+        return _times_head_covariance(stats, (z_groups @ Z.mT) @ Z, heads)
+
+    return omega_pair, 1.0 / d, apply
+
+
+def _grouped_by_pair(z, pair_index, n_pairs):
+    """``(groups, where)``: rows of ``z`` zero-padded into (n_pairs, width, d) by pair, ``groups[where]`` is ``z``.
+
+    None when the padding would waste more than it saves (a few pairs with many rows).
+    """
+    counts = torch.bincount(pair_index, minlength=n_pairs)
+    width = int(counts.max())
+    if n_pairs * width > 4 * len(z) + 64:
+        return None
+    order = torch.argsort(pair_index, stable=True)
+    sorted_pairs = pair_index[order]
+    slot = torch.arange(len(z), device=z.device) - (torch.cumsum(counts, 0) - counts)[sorted_pairs]
+    groups = z.new_zeros(n_pairs, width, z.shape[1])
+    groups[sorted_pairs, slot] = z[order]
+    where = (torch.empty_like(pair_index), torch.empty_like(pair_index))
+    where[0][order], where[1][order] = sorted_pairs, slot
+    return groups, where
 
 
 def _apply_per_pair(z, pair_index, n_pairs, apply):
@@ -415,21 +516,14 @@ def _apply_per_pair(z, pair_index, n_pairs, apply):
     in order). Groups are padded into one batched call unless that wastes more
     than it saves; then the pairs are looped over.
     """
-    counts = torch.bincount(pair_index, minlength=n_pairs)
-    width = int(counts.max())
-    if n_pairs * width > 4 * len(z) + 64:
-        out = torch.empty_like(z)
-        for p in torch.unique(pair_index).tolist():
-            rows = torch.nonzero(pair_index == p).squeeze(1)
-            out[rows] = apply(z[rows][None], torch.tensor([p], device=z.device))[0]
-        return out
-    order = torch.argsort(pair_index, stable=True)
-    sorted_pairs = pair_index[order]
-    slot = torch.arange(len(z), device=z.device) - (torch.cumsum(counts, 0) - counts)[sorted_pairs]
-    groups = z.new_zeros(n_pairs, width, z.shape[1])
-    groups[sorted_pairs, slot] = z[order]
+    grouped = _grouped_by_pair(z, pair_index, n_pairs)
+    if grouped is not None:
+        groups, where = grouped
+        return apply(groups, None)[where]
     out = torch.empty_like(z)
-    out[order] = apply(groups, None)[sorted_pairs, slot]
+    for p in torch.unique(pair_index).tolist():
+        rows = torch.nonzero(pair_index == p).squeeze(1)
+        out[rows] = apply(z[rows][None], torch.tensor([p], device=z.device))[0]
     return out
 
 
