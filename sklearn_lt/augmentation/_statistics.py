@@ -65,10 +65,12 @@ class _ClassStatistics:
 
     With ``dense_budget`` (bytes) and the ``n_classes`` d x d covariances
     within it, they are also kept dense: exact ones computed once, running
-    ones updated lazily with the rank-one terms of Chan's update
-    (:meth:`covariance_table` folds in the queued terms of the classes it is
-    asked for), so that a covariance costs ``queued rows x d^2`` instead of
-    ``n_k d^2``.
+    ones as scatter matrices ``M2_k = N_k Sigma_k`` updated lazily with the
+    rank-one terms of Chan's update (:meth:`covariance_table` folds in the
+    queued terms of the classes it is asked for, and the division by ``N_k``
+    is left to the products that use them), so that a covariance costs
+    ``queued rows x d^2`` instead of ``n_k d^2``, with no pass over the
+    d x d matrix.
     """
 
     def __init__(self, X, y, n_classes, scale, *, running, dense_budget=None):
@@ -134,9 +136,8 @@ class _ClassStatistics:
 
     def _init_dense(self):
         d = self.X.shape[1]
-        # the covariances themselves (units of scale), current for a class as of its count _dense_seen
+        # running: the scatter M2 (units of scale), Sigma_k = dense[k] / seen[k]; exact: Sigma_k itself
         self.dense = torch.zeros(self.n_classes, d, d, dtype=self.X.dtype, device=self.X.device)
-        self._dense_seen = torch.zeros(self.n_classes, dtype=self.X.dtype, device=self.X.device)
         self._stale = torch.zeros(self.n_classes, dtype=torch.bool, device=self.X.device)
         self._pending_rows = self.X.new_zeros(0, d)
         self._pending_labels = torch.zeros(0, dtype=torch.int64, device=self.X.device)
@@ -146,7 +147,6 @@ class _ClassStatistics:
                 classes = torch.arange(start, min(start + step, self.n_classes), device=self.X.device)
                 Z = self.factors(classes)
                 self.dense[classes] = Z.mT @ Z
-            self._dense_seen = self.seen.clone()
 
     def _add_pending(self, labels, rows):
         """Queue rank-one terms ``rows[i] rows[i]^T`` of the scatter of class ``labels[i]``."""
@@ -157,14 +157,7 @@ class _ClassStatistics:
             self._refresh(torch.nonzero(self._stale).squeeze(1))
 
     def _refresh(self, classes):
-        """Bring the dense covariances of ``classes`` (unique, stale) up to date with the running statistics.
-
-        ``Sigma = M2 / N``: with ``M2`` grown by the queued rank-one terms ``D`` and ``N`` from ``N0`` to
-        ``N1``, ``Sigma_1 = Sigma_0 N0 / N1 + D / N1`` (one pass over each d x d matrix).
-        """
-        seen = self.seen[classes]
-        self.dense[classes] *= (self._dense_seen[classes] / seen.clamp_min(1.0))[:, None, None]
-        self._dense_seen[classes] = seen
+        """Fold the queued rank-one terms of ``classes`` (unique, stale) into their scatter matrices."""
         self._stale[classes] = False
         take = torch.isin(self._pending_labels, classes)
         if not bool(take.any()):
@@ -177,8 +170,7 @@ class _ClassStatistics:
         slot = torch.arange(len(labels), device=labels.device) - (torch.cumsum(counts, 0) - counts).repeat_interleave(counts)
         local = torch.repeat_interleave(torch.arange(len(touched), device=labels.device), counts)
         padded = rows.new_zeros(len(touched), int(counts.max()), rows.shape[1])
-        norm = (self.seen[touched].clamp_min(1.0) * self.scale**2).sqrt()
-        padded[local, slot] = rows / norm[local, None]
+        padded[local, slot] = rows / self.scale
         self.dense.index_add_(0, touched, padded.mT @ padded)
 
     def degenerate(self, classes):
@@ -190,17 +182,19 @@ class _ClassStatistics:
         if self.dense is None:
             Z = self.factors(classes)
             return Z.mT @ Z
-        return self.covariance_table(classes)[classes]
+        table, divisor = self.covariance_table(classes)
+        return table[classes] / divisor[classes][:, None, None]
 
     def covariance_table(self, classes):
-        """The (n_classes, d, d) table of dense covariances, current for ``classes`` (dense statistics only).
+        """``(table, divisor)``, current for ``classes``: ``Sigma_k = table[k] / divisor[k]`` (dense statistics only).
 
-        Indexing it by class gives a view, which spares the copy of a gather.
+        ``table`` is the (n_classes, d, d) table itself: indexing it by class
+        gives a view, which spares the copy of a gather.
         """
         need = classes[self._stale[classes]]
         if len(need):
             self._refresh(torch.unique(need))
-        return self.dense
+        return self.dense, (self.seen.clamp_min(1.0) if self.running else torch.ones_like(self.seen))
 
     def factors(self, classes):
         """Padded factors ``Z`` of shape (P, R, d), in units of ``scale``, with ``Sigma_k = Z^T Z``.
@@ -253,13 +247,13 @@ def _times_head_covariance(stats, A, heads, *, batched=None, budget=_CHUNK_BYTES
     out = torch.empty_like(A)
     K, w, d = A.shape
     if stats.dense is not None:  # the head covariances are at hand: one (w, d) x (d, d) product per pair
-        table = stats.covariance_table(heads)
+        table, divisor = stats.covariance_table(heads)
         if batched:
-            return torch.bmm(A, table[heads])
+            return torch.bmm(A, table[heads]).div_(divisor[heads][:, None, None])
         uniq, local = torch.unique(heads, return_inverse=True)
         for j, h in enumerate(uniq.tolist()):
             sel = torch.nonzero(local == j).squeeze(1)
-            out[sel] = (A[sel].reshape(-1, d) @ table[h]).reshape(len(sel), w, d)
+            out[sel] = (A[sel].reshape(-1, d) @ table[h]).div_(divisor[h]).reshape(len(sel), w, d)
         return out
     if not batched:
         for h in torch.unique(heads).tolist():
@@ -315,12 +309,12 @@ class _TimesHeadCovariance:
         by_head = torch.argsort(pairs[:, 1], stable=True)
         self.Z, first = stats.stacked_factors(pairs[by_head, 0])
         self.W = torch.empty_like(self.Z)
-        table = stats.covariance_table(torch.unique(pairs[:, 1]))
+        table, divisor = stats.covariance_table(torch.unique(pairs[:, 1]))
         heads, per_head = torch.unique_consecutive(pairs[by_head, 1], return_counts=True)
         bounds = torch.cat([first, first.new_tensor([len(self.Z)])])[torch.cumsum(per_head, 0)].tolist()
         start = 0
         for h, stop in zip(heads.tolist(), bounds):
-            torch.mm(self.Z[start:stop], table[h], out=self.W[start:stop])
+            torch.mm(self.Z[start:stop], table[h], out=self.W[start:stop]).div_(divisor[h])
             start = stop
         self.first = torch.empty_like(first)
         self.first[by_head] = first
@@ -341,8 +335,9 @@ def _pair_products(stats, chunk, route, Zt=None):
     """``S = Sigma_t^T Sigma_h`` (P, d, d) of a chunk of (tail, head) pairs, in units of ``stats.scale``."""
     if route == "dense":
         if stats.dense is not None:
-            table = stats.covariance_table(chunk.reshape(-1))
-            return torch.bmm(table[chunk[:, 0]].mT, table[chunk[:, 1]])
+            table, divisor = stats.covariance_table(chunk.reshape(-1))
+            scale = divisor[chunk[:, 0]] * divisor[chunk[:, 1]]
+            return torch.bmm(table[chunk[:, 0]].mT, table[chunk[:, 1]]).div_(scale[:, None, None])
         classes, local = torch.unique(chunk, return_inverse=True)
         cov = stats.covariances(classes)
         return torch.bmm(cov[local[:, 0]].mT, cov[local[:, 1]])
