@@ -413,6 +413,50 @@ def test_dense_statistics_give_the_factor_routes_transfer(seed, running, d, tau)
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.parametrize("memory_budget", [2**30, 0])
+def test_online_batches_are_the_papers_formula_on_the_running_statistics(memory_budget):
+    # every augmented row of every batch against Eq. 2-6 and 11 written out: count-weighted class statistics
+    # of the rows both streams delivered so far (the head batch and the tail batch included), in float64
+    rng = np.random.default_rng(21)
+    sizes = [300, 200, 150, 30, 12, 5]
+    X, y = make_classes(rng, sizes, 5)
+    X = (X / X.std()).astype(np.float32)
+    sampler = ShuffledBatchSampler(len(y), 64, generator=torch.Generator().manual_seed(4))
+    aug = SMARTAugmenter(augmented_variance=None, feature_scale=None, omega="paper", omega_bounds=(None, None),
+                         zero_covariance_weight=None, prior_correction=None, memory_budget=memory_budget)
+    hook, train_sampler = aug.make_train_batch_hook(X, y, sampler=sampler)
+    assert (hook.stats.dense is not None) == (memory_budget > 0)
+    drawn, seen = [], []
+    draw, transfer = hook.tail_sampler.draw, hook.transfer
+    hook.tail_sampler.draw = lambda n: drawn.append(draw(n)) or drawn[-1]
+    hook.transfer = lambda F, tail, head: seen.append((tail, head, *transfer(F, tail, head))) or seen[-1][2:]
+    counts = np.zeros(len(y))
+    X64 = X.astype(np.float64)
+    checked = 0
+    for epoch in range(2):
+        for idx in train_sampler:
+            hook((torch.as_tensor(X)[idx], torch.as_tensor(y)[idx]))
+            tail_idx = drawn[-1].numpy()
+            np.add.at(counts, idx.numpy(), 1)
+            np.add.at(counts, tail_idx, 1)
+            tail, head, out, omega, degenerate = (v.numpy() for v in seen[-1])
+            for i in np.flatnonzero(~degenerate):
+                stats = []
+                for k in (tail[i], head[i]):
+                    w = counts * (y == k)
+                    mu = w @ X64 / w.sum()
+                    stats.append((mu, ((X64 - mu) * w[:, None]).T @ (X64 - mu) / w.sum()))
+                (mu_t, cov_t), (_, cov_h) = stats
+                S = cov_t.T @ cov_h
+                G = np.exp(S - S.max(1, keepdims=True))
+                sigma_th = G / G.sum(1, keepdims=True) * S
+                expected = (X64[tail_idx[i]] - mu_t) / np.sqrt(np.diag(cov_t) + 1e-8) @ sigma_th + mu_t
+                np.testing.assert_allclose(out[i], expected, rtol=2e-4, atol=2e-4)
+                np.testing.assert_allclose(omega[i], sigma_th.sum() / X.shape[1], rtol=2e-4, atol=1e-5)
+                checked += 1
+    assert checked > 200
+
+
 def test_dense_and_factor_routes_give_the_same_fit_and_the_same_seed_the_same_result():
     rng = np.random.default_rng(19)
     X, y = make_classes(rng, [300, 150, 40, 12, 5, 3], 6)

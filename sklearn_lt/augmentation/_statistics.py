@@ -8,9 +8,12 @@ Memory. A class is always kept as its rows of ``X`` (indices into the caller's
 array) with per-row weights, i.e. the factor ``Z_k = diag(sqrt(w / N_k)) (X_k -
 mu_k)`` with ``Sigma_k = Z_k^T Z_k``. When the dense per-class d x d statistics
 of every class fit the augmenter's ``memory_budget`` they are kept as well
-(the running ones updated lazily: a class's pending rank-one terms are folded
-in when its covariance is next needed), and ``S = Sigma_t^T Sigma_h`` is
-``Z_t^T (Z_t Sigma_h)`` or ``Sigma_t Sigma_h``, whichever is cheaper. Beyond
+(the running ones as scatter matrices, updated lazily: a class's pending
+rank-one terms are folded in when its covariance is next needed), and ``S =
+Sigma_t^T Sigma_h`` is ``Z_t^T (Z_t Sigma_h)`` (``Z_t Sigma_h`` for all the
+pairs of a batch in one product per head class) or ``Sigma_t Sigma_h``,
+whichever is cheaper; the d x d arrays are then made, softmaxed and applied a
+cache-sized chunk of pairs at a time. Beyond
 the budget (e.g. d = 2048 x 1,000 classes: 16 GiB) ``S = Z_t^T ((Z_t Z_h^T)
 Z_h)`` is formed from the factors only, for the (tail class, head class)
 pairs a batch needs, a chunk of pairs at a time, so the memory is ``O(n d +
