@@ -386,11 +386,8 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
     2 n_t d^2``) and the covariances fit in ``chunk_bytes``: small ``d``.
     """
     m, d = F.shape
-    out = F.clone()
-    omega = torch.zeros(m, dtype=F.dtype, device=F.device)
-    degenerate = torch.zeros(m, dtype=torch.bool, device=F.device)
     if m == 0:
-        return out, omega, degenerate
+        return F.clone(), F.new_zeros(0), torch.zeros(0, dtype=torch.bool, device=F.device)
     pairs, pair_of = torch.unique(torch.stack([tail, head], 1), dim=0, return_inverse=True)
     sizes = stats.class_sizes[pairs].to(torch.float64)
     needed = torch.unique(pairs)
@@ -409,9 +406,16 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
         chunk_bytes = min(chunk_bytes, _CACHED_CHUNK_BYTES)
         if route == "factor" and square:
             head_products = _TimesHeadCovariance(stats, pairs)
+    # per sample and per pair once, not per chunk: Eq. 6's standardised deviation, grouped by pair
+    zero = stats.degenerate(pairs[:, 0]) | stats.degenerate(pairs[:, 1])
+    mu_t = stats.means[tail]
+    z = (F - mu_t) / stats.scale / (stats.variances[tail] + EPS).sqrt()  # Eq. 6, standardised
+    grouped = _grouped_by_pair(z, pair_of, len(pairs))
+    omega_pairs = torch.empty(len(pairs), dtype=F.dtype, device=F.device)
+    gain = torch.ones(len(pairs), dtype=F.dtype, device=F.device)
+    delta = torch.empty_like(z if grouped is None else grouped[0])
     for index in _chunks(pairs, sizes, route, d, F.element_size(), chunk_bytes, square):
         chunk = pairs[index]
-        zero = stats.degenerate(chunk[:, 0]) | stats.degenerate(chunk[:, 1])
         if head_products is not None:
             Zt, W = head_products.padded(index)
             omega_pair, factor, apply = _sigma_transfer(Zt.mT @ W, tau, variance)  # S = Z_t^T (Z_t Sigma_h)
@@ -421,41 +425,37 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
                 omega_pair, factor, apply = _sigma_transfer(_pair_products(stats, chunk, route, Zt), tau, variance)
             else:
                 omega_pair, factor, apply = _linear_transfer(stats, chunk, Zt)
-        position = torch.full((len(pairs),), -1, dtype=torch.int64, device=F.device)
-        position[index] = torch.arange(len(index), device=F.device)
-        local_all = position[pair_of]
-        samples = torch.nonzero(local_all >= 0).squeeze(1)
-        local = local_all[samples]
-        mu_t = stats.means[chunk[local, 0]]
-        var_t = stats.variances[chunk[local, 0]]  # diag(Sigma_t)
-        z = (F[samples] - mu_t) / stats.scale / (var_t + EPS).sqrt()  # Eq. 6, standardised
-        gain = torch.ones(len(chunk), dtype=F.dtype, device=F.device)
-        delta = None
+        rows = [] if grouped is None else [grouped[0][index]]
         if variance is not None:
             # E ||z Sigma_th||^2 over the tail class = tr(Sigma_th^T R_t Sigma_th), R_t its correlation
             standardised = Zt / (stats.variances[chunk[:, 0]] + EPS).sqrt()[:, None, :]
             R = standardised.shape[1]
             with_ones = omega_pair is None  # 1^T Sigma_th gives omega
-            rows = [standardised] + [standardised.new_ones(len(chunk), 1, d)] * with_ones
-            groups = _grouped_by_pair(z, local, len(chunk))
-            if groups is not None:  # the samples ride along: one pass over each Sigma_th for all three
-                rows.append(groups[0])
+            # the samples ride along: one pass over each Sigma_th for the spread, omega and the samples
+            rows = [standardised] + [standardised.new_ones(len(chunk), 1, d)] * with_ones + rows
             product = apply(torch.cat(rows, 1), None)
             if with_ones:
                 omega_pair = product[:, R].sum(1) * (factor / d)  # Eq. 11
-            if groups is not None:
-                delta = product[:, R + with_ones :][groups[1]]
             spread = product[:, :R].square().sum((1, 2)) * factor**2
             target = stats.variances[chunk[:, 1 if variance == "head" else 0]].sum(1)
-            gain = torch.where(spread > 0, target / spread.clamp_min(torch.finfo(F.dtype).tiny), 0.0).sqrt()
-        gain[zero] = 0.0  # a zero covariance transfers nothing (and rounding must not be amplified)
-        if delta is None:
-            delta = _apply_per_pair(z, local, len(chunk), apply)
-        transferred = delta.mul_(gain[local, None] * (stats.scale * factor)).add_(mu_t)
-        out[samples] = torch.where(zero[local, None], F[samples], transferred)  # nothing to transfer
-        omega[samples] = omega_pair[local]
-        degenerate[samples] = zero[local]
-    return out, omega, degenerate
+            gain[index] = torch.where(spread > 0, target / spread.clamp_min(torch.finfo(F.dtype).tiny), 0.0).sqrt()
+            if grouped is not None:
+                delta[index] = product[:, R + with_ones :]
+        elif grouped is not None:
+            delta[index] = apply(rows[0], None)
+        if grouped is None:  # a few pairs with many samples: each pair's samples through its own product
+            position = torch.full((len(pairs),), -1, dtype=torch.int64, device=F.device)
+            position[index] = torch.arange(len(index), device=F.device)
+            local = position[pair_of]
+            samples = torch.nonzero(local >= 0).squeeze(1)
+            delta[samples] = _apply_per_pair(z[samples], local[samples], len(chunk), apply)
+        omega_pairs[index] = omega_pair
+    if grouped is not None:
+        delta = delta[grouped[1]]
+    gain[zero] = 0.0  # a zero covariance transfers nothing (and rounding must not be amplified)
+    transferred = delta.mul_(gain[pair_of, None] * (stats.scale * factor)).add_(mu_t)
+    out = torch.where(zero[pair_of, None], F, transferred)  # nothing to transfer
+    return out, omega_pairs[pair_of], zero[pair_of]
 
 
 def _sigma_transfer(S, tau, variance):
