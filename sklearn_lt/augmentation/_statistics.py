@@ -310,11 +310,13 @@ class _TimesHeadCovariance:
 
     def __init__(self, stats, pairs):
         by_head = torch.argsort(pairs[:, 1], stable=True)
-        self.Z, first = stats.stacked_factors(pairs[by_head, 0])
-        self.W = torch.empty_like(self.Z)
+        Z, first = stats.stacked_factors(pairs[by_head, 0])
+        # a last row of zeros, which padding rows point at
+        self.Z = torch.cat([Z, Z.new_zeros(1, Z.shape[1])])
+        self.W = torch.zeros_like(self.Z)
         table, divisor = stats.covariance_table(torch.unique(pairs[:, 1]))
         heads, per_head = torch.unique_consecutive(pairs[by_head, 1], return_counts=True)
-        bounds = torch.cat([first, first.new_tensor([len(self.Z)])])[torch.cumsum(per_head, 0)].tolist()
+        bounds = torch.cat([first, first.new_tensor([len(Z)])])[torch.cumsum(per_head, 0)].tolist()
         start = 0
         for h, stop in zip(heads.tolist(), bounds):
             torch.mm(self.Z[start:stop], table[h], out=self.W[start:stop]).div_(divisor[h])
@@ -328,10 +330,8 @@ class _TimesHeadCovariance:
         sizes = self.sizes[index]
         R = max(int(sizes.max()), 1)
         offsets = torch.arange(R, device=sizes.device)
-        valid = (offsets[None, :] < sizes[:, None])[:, :, None]
-        rows = torch.where(valid[:, :, 0], self.first[index][:, None] + offsets[None, :], 0)
-        zero = self.Z.new_zeros(())
-        return torch.where(valid, self.Z[rows], zero), torch.where(valid, self.W[rows], zero)
+        rows = torch.where(offsets[None, :] < sizes[:, None], self.first[index][:, None] + offsets[None, :], -1)
+        return self.Z[rows], self.W[rows]
 
 
 def _pair_products(stats, chunk, route, Zt=None):
