@@ -796,9 +796,10 @@ def render(datasets, memory_rows, speed_rows, ratio_rows=()):
                 "| plain CPU s | SMART CPU s |", "|---|---|---|---|---|---|---|---|---|---|"]
         for r in ratio_rows:
             if "ratio" not in r:  # rows of the former layout: dense statistics and factor route, wall clock
-                r = {**r, "code": "before #16 (factor route: "
+                r = {**r, "code": "previous round (factor route: "
                      f"{r['SMART (factor route, memory_budget=0)']:.1f})", "ratio": r["SMART (dense statistics)"]}
-            cells = [f"{r[k]:.1f}" if k in r else "" for k in ("ratio", "ratio_cpu", "plain_cpu_s", "smart_cpu_s")]
+            cells = [f"{r[k]:.{digits}f}" if k in r else "" for k, digits in
+                     (("ratio", 1), ("ratio_cpu", 1), ("plain_cpu_s", 2), ("smart_cpu_s", 1))]
             out.append(f"| {r['data']} | {r['n']} | {r['d']} | {r['classes']} | {r['epochs']} x {r['repeats']} | "
                        f"{r['code']} | " + " | ".join(cells) + " |")
     if DIAGNOSIS_FILE.exists():

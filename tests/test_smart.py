@@ -416,12 +416,15 @@ def test_dense_statistics_give_the_factor_routes_transfer(seed, running, d, tau)
 @pytest.mark.parametrize("memory_budget", [2**30, 0])
 def test_online_batches_are_the_papers_formula_on_the_running_statistics(memory_budget):
     # every augmented row of every batch against Eq. 2-6 and 11 written out: count-weighted class statistics
-    # of the rows both streams delivered so far (the head batch and the tail batch included), in float64
+    # of the rows both streams delivered so far (the head batch and the tail batch included), in float64.
+    # Enough batches for the queue of rank-one terms to overflow and be folded in mid-update (the former code
+    # then divided the covariances of that batch's classes by their count before the batch, for one batch)
     rng = np.random.default_rng(21)
     sizes = [300, 200, 150, 30, 12, 5]
-    X, y = make_classes(rng, sizes, 5)
+    X, y = make_classes(rng, sizes, 40)  # wide enough for the factor route: tail classes' scatter stays queued
     X = (X / X.std()).astype(np.float32)
-    sampler = ShuffledBatchSampler(len(y), 64, generator=torch.Generator().manual_seed(4))
+    # batch 48: the queue overflows while the head batch is counted (batch 75), the case the former code got wrong
+    sampler = ShuffledBatchSampler(len(y), 48, generator=torch.Generator().manual_seed(4))
     aug = SMARTAugmenter(augmented_variance=None, feature_scale=None, omega="paper", omega_bounds=(None, None),
                          zero_covariance_weight=None, prior_correction=None, memory_budget=memory_budget)
     hook, train_sampler = aug.make_train_batch_hook(X, y, sampler=sampler)
@@ -433,7 +436,7 @@ def test_online_batches_are_the_papers_formula_on_the_running_statistics(memory_
     counts = np.zeros(len(y))
     X64 = X.astype(np.float64)
     checked = 0
-    for epoch in range(2):
+    for epoch in range(8):
         for idx in train_sampler:
             hook((torch.as_tensor(X)[idx], torch.as_tensor(y)[idx]))
             tail_idx = drawn[-1].numpy()
@@ -454,7 +457,7 @@ def test_online_batches_are_the_papers_formula_on_the_running_statistics(memory_
                 np.testing.assert_allclose(out[i], expected, rtol=2e-4, atol=2e-4)
                 np.testing.assert_allclose(omega[i], sigma_th.sum() / X.shape[1], rtol=2e-4, atol=1e-5)
                 checked += 1
-    assert checked > 200
+    assert checked > 500
 
 
 def test_dense_and_factor_routes_give_the_same_fit_and_the_same_seed_the_same_result():
