@@ -166,12 +166,15 @@ def parse(cfg):
     return loss, augmenter, options
 
 
-def _identity_transfer(stats, F, tail, head, tau, **kwargs):
-    return F.clone(), torch.ones(len(F), dtype=F.dtype), torch.zeros(len(F), dtype=torch.bool)
-
-
 def _tail_stream_only():
     from sklearn_lt.augmentation import SMARTAugmenter
+    from sklearn_lt.augmentation._smart import _SMARTBatchHook
+
+    class NoTransformHook(_SMARTBatchHook):
+        """SMART's batch hook with the tail samples passed through as they are (weights as without omega)."""
+
+        def transfer(self, F, tail, head):
+            return F.clone(), torch.ones(len(F), dtype=F.dtype), torch.zeros(len(F), dtype=torch.bool)
 
     class TailStreamOnly(SMARTAugmenter):
         """Ablation: SMART's two streams and weights, with the tail samples left as they are."""
@@ -179,7 +182,7 @@ def _tail_stream_only():
         def make_train_batch_hook(self, *args, **kwargs):
             hook, sampler = super().make_train_batch_hook(*args, **kwargs)
             if hook is not None:
-                hook.transfer = _identity_transfer
+                hook.__class__ = NoTransformHook  # same state, the transform step overridden
             return hook, sampler
 
     return TailStreamOnly
@@ -486,14 +489,15 @@ def run_speed(name, seed, device, threads=1, epochs=3):
     return rows
 
 
-def run_ratio(name, seed, device, epochs=3, repeats=2, project=None):
+def run_ratio(name, seed, device, epochs=3, repeats=3, project=None):
     """Fit time of online SMART over the same LinearClassifier without augmenter, interleaved in one process.
 
-    Three fits per repeat, in turn: no augmenter, SMART (defaults: dense statistics within
-    ``memory_budget``), SMART with ``memory_budget=0`` (the factor route, the former behaviour). ``project``:
-    a random Gaussian projection of the standardised features to that many dimensions (seeded), for a
-    data set of that width with icd10cm's classes.
+    Two fits per repeat, in turn: no augmenter, SMART (defaults: dense statistics within ``memory_budget``).
+    Wall-clock and process CPU time (one thread: the CPU time is less disturbed by other jobs on a shared
+    machine). ``project``: a random Gaussian projection of the standardised features to that many dimensions
+    (seeded), for a data set of that width with icd10cm's classes.
     """
+    import sklearn_lt
     from sklearn_lt.augmentation import SMARTAugmenter
     from sklearn_lt.linear_model import LinearClassifier
 
@@ -502,25 +506,31 @@ def run_ratio(name, seed, device, epochs=3, repeats=2, project=None):
     if project:
         X = (X @ np.random.default_rng(seed).normal(size=(X.shape[1], project)) / np.sqrt(X.shape[1])).astype(np.float32)
     y = data.y_train
-    setups = {
-        "no augmenter": None,
-        "SMART (dense statistics)": lambda: SMARTAugmenter(),
-        "SMART (factor route, memory_budget=0)": lambda: SMARTAugmenter(memory_budget=0),
-    }
-    times = {k: [] for k in setups}
+    setups = {"no augmenter": None, "SMART": SMARTAugmenter}
+    wall, cpu = {k: [] for k in setups}, {k: [] for k in setups}
     for _ in range(repeats):
         for label, make in setups.items():
             clf = LinearClassifier(loss="balanced_softmax", augmenter=make() if make else None, max_epochs=epochs,
                                    random_state=seed, device=device)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             clf.fit(X, y)
-            times[label].append(time.perf_counter() - start)
-    base = np.array(times["no augmenter"])
-    row = {"data": name if not project else f"{name} projected to {project}-d", "n": X.shape[0], "d": X.shape[1],
-           "classes": int(len(np.unique(y))), "epochs": epochs, "repeats": repeats}
-    for label in setups:
-        row[label] = float(np.median(np.array(times[label]) / base))
-    return row
+            wall[label].append(time.perf_counter() - start)
+            cpu[label].append(time.process_time() - start_cpu)
+    ratio = np.array(wall["SMART"]) / np.array(wall["no augmenter"])
+    ratio_cpu = np.array(cpu["SMART"]) / np.array(cpu["no augmenter"])
+    return {"data": name if not project else f"{name} projected to {project}-d", "n": X.shape[0], "d": X.shape[1],
+            "classes": int(len(np.unique(y))), "epochs": epochs, "repeats": repeats,
+            "code": f"{sklearn_lt.__version__} {_git_head(Path(sklearn_lt.__file__).parent)}",
+            "ratio": float(np.median(ratio)), "ratio_cpu": float(np.median(ratio_cpu)),
+            "plain_cpu_s": float(np.median(cpu["no augmenter"])), "smart_cpu_s": float(np.median(cpu["SMART"]))}
+
+
+def _git_head(where):
+    try:
+        return subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
 
 
 # ----------------------------------------------------------------------------- report
@@ -768,11 +778,16 @@ def render(datasets, memory_rows, speed_rows, ratio_rows=()):
     if ratio_rows:
         out += ["", "## Fit time of online SMART over the same LinearClassifier without augmenter "
                 "(balanced softmax; median ratio of interleaved fits in one process, shared 2-core CPU, 1 thread)", ""]
-        out += ["| data | n | d | classes | epochs x repeats | SMART, dense statistics | SMART, factor route |",
-                "|---|---|---|---|---|---|---|"]
+        out += ["| data | n | d | classes | epochs x repeats | code (commit) | SMART / plain, wall | SMART / plain, CPU "
+                "| plain CPU s | SMART CPU s |", "|---|---|---|---|---|---|---|---|---|---|"]
         for r in ratio_rows:
+            if "ratio" not in r:  # rows of the former layout: dense statistics and factor route, wall clock
+                r = {**r, "code": "previous round (factor route: "
+                     f"{r['SMART (factor route, memory_budget=0)']:.1f})", "ratio": r["SMART (dense statistics)"]}
+            cells = [f"{r[k]:.{digits}f}" if k in r else "" for k, digits in
+                     (("ratio", 1), ("ratio_cpu", 1), ("plain_cpu_s", 2), ("smart_cpu_s", 1))]
             out.append(f"| {r['data']} | {r['n']} | {r['d']} | {r['classes']} | {r['epochs']} x {r['repeats']} | "
-                       f"{r['SMART (dense statistics)']:.1f} | {r['SMART (factor route, memory_budget=0)']:.1f} |")
+                       f"{r['code']} | " + " | ".join(cells) + " |")
     if DIAGNOSIS_FILE.exists():
         out += ["", DIAGNOSIS_FILE.read_text().strip()]
     if speed_rows:
@@ -848,7 +863,9 @@ def main(argv=None):
             for project in (None, 128):
                 row = run_ratio(name, args.seeds[0], args.device, project=project)
                 print(json.dumps(row), flush=True)
-                scale["ratio"] = [r for r in scale["ratio"] if r["data"] != row["data"]] + [row]
+                def same(r):
+                    return r["data"] == row["data"] and r.get("code") == row["code"]
+                scale["ratio"] = [r for r in scale["ratio"] if not same(r)] + [row]
     if "speed" in args.section:
         for name in args.data:
             scale["speed"][f"{name} ({args.device})"] = run_speed(name, args.seeds[0], args.device, args.threads)

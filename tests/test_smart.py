@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_lt.augmentation import SMARTAugmenter
-from sklearn_lt.augmentation._smart import _ClassStatistics, _times_head_covariance, _transfer
+from sklearn_lt.augmentation._statistics import _ClassStatistics, _times_head_covariance, _transfer
 from sklearn_lt.linear_model import LinearClassifier
 from sklearn_lt.metrics import few_shot_accuracy, many_shot_accuracy
 from sklearn_lt.torch._data import ShuffledBatchSampler
@@ -368,9 +368,11 @@ def test_a_tail_sample_borrows_from_a_head_class_other_than_its_own(head_thresho
     hook, s = aug.make_train_batch_hook(X, y, sampler=sampler)
     pairs = []
 
-    def spy(stats, F, tail, head, tau, **kwargs):
+    transfer = hook.transfer
+
+    def spy(F, tail, head):
         pairs.append(torch.stack([tail, head], 1).numpy())
-        return _transfer(stats, F, tail, head, tau, **kwargs)
+        return transfer(F, tail, head)
 
     hook.transfer = spy
     for idx in s:
@@ -411,6 +413,53 @@ def test_dense_statistics_give_the_factor_routes_transfer(seed, running, d, tau)
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.parametrize("memory_budget", [2**30, 0])
+def test_online_batches_are_the_papers_formula_on_the_running_statistics(memory_budget):
+    # every augmented row of every batch against Eq. 2-6 and 11 written out: count-weighted class statistics
+    # of the rows both streams delivered so far (the head batch and the tail batch included), in float64.
+    # Enough batches for the queue of rank-one terms to overflow and be folded in mid-update (the former code
+    # then divided the covariances of that batch's classes by their count before the batch, for one batch)
+    rng = np.random.default_rng(21)
+    sizes = [300, 200, 150, 30, 12, 5]
+    X, y = make_classes(rng, sizes, 40)  # wide enough for the factor route: tail classes' scatter stays queued
+    X = (X / X.std()).astype(np.float32)
+    # batch 48: the queue overflows while the head batch is counted (batch 75), the case the former code got wrong
+    sampler = ShuffledBatchSampler(len(y), 48, generator=torch.Generator().manual_seed(4))
+    aug = SMARTAugmenter(augmented_variance=None, feature_scale=None, omega="paper", omega_bounds=(None, None),
+                         zero_covariance_weight=None, prior_correction=None, memory_budget=memory_budget)
+    hook, train_sampler = aug.make_train_batch_hook(X, y, sampler=sampler)
+    assert (hook.stats.dense is not None) == (memory_budget > 0)
+    drawn, seen = [], []
+    draw, transfer = hook.tail_sampler.draw, hook.transfer
+    hook.tail_sampler.draw = lambda n: drawn.append(draw(n)) or drawn[-1]
+    hook.transfer = lambda F, tail, head: seen.append((tail, head, *transfer(F, tail, head))) or seen[-1][2:]
+    counts = np.zeros(len(y))
+    X64 = X.astype(np.float64)
+    checked = 0
+    for epoch in range(8):
+        for idx in train_sampler:
+            hook((torch.as_tensor(X)[idx], torch.as_tensor(y)[idx]))
+            tail_idx = drawn[-1].numpy()
+            np.add.at(counts, idx.numpy(), 1)
+            np.add.at(counts, tail_idx, 1)
+            tail, head, out, omega, degenerate = (v.numpy() for v in seen[-1])
+            for i in np.flatnonzero(~degenerate):
+                stats = []
+                for k in (tail[i], head[i]):
+                    w = counts * (y == k)
+                    mu = w @ X64 / w.sum()
+                    stats.append((mu, ((X64 - mu) * w[:, None]).T @ (X64 - mu) / w.sum()))
+                (mu_t, cov_t), (_, cov_h) = stats
+                S = cov_t.T @ cov_h
+                G = np.exp(S - S.max(1, keepdims=True))
+                sigma_th = G / G.sum(1, keepdims=True) * S
+                expected = (X64[tail_idx[i]] - mu_t) / np.sqrt(np.diag(cov_t) + 1e-8) @ sigma_th + mu_t
+                np.testing.assert_allclose(out[i], expected, rtol=2e-4, atol=2e-4)
+                np.testing.assert_allclose(omega[i], sigma_th.sum() / X.shape[1], rtol=2e-4, atol=1e-5)
+                checked += 1
+    assert checked > 500
+
+
 def test_dense_and_factor_routes_give_the_same_fit_and_the_same_seed_the_same_result():
     rng = np.random.default_rng(19)
     X, y = make_classes(rng, [300, 150, 40, 12, 5, 3], 6)
@@ -437,7 +486,7 @@ def test_dense_and_factor_routes_give_the_same_fit_and_the_same_seed_the_same_re
 
 
 def test_dense_statistics_stay_within_the_memory_budget():
-    from sklearn_lt.augmentation._smart import _dense_bytes
+    from sklearn_lt.augmentation._statistics import _dense_bytes
 
     rng = np.random.default_rng(20)
     X, y = make_classes(rng, [30, 20, 10], 8)
