@@ -168,13 +168,6 @@ def parse(cfg):
 
 def _tail_stream_only():
     from sklearn_lt.augmentation import SMARTAugmenter
-    from sklearn_lt.augmentation._smart import _SMARTBatchHook
-
-    class NoTransformHook(_SMARTBatchHook):
-        """SMART's batch hook with the tail samples passed through as they are (weights as without omega)."""
-
-        def transfer(self, F, tail, head):
-            return F.clone(), torch.ones(len(F), dtype=F.dtype), torch.zeros(len(F), dtype=torch.bool)
 
     class TailStreamOnly(SMARTAugmenter):
         """Ablation: SMART's two streams and weights, with the tail samples left as they are."""
@@ -182,7 +175,13 @@ def _tail_stream_only():
         def make_train_batch_hook(self, *args, **kwargs):
             hook, sampler = super().make_train_batch_hook(*args, **kwargs)
             if hook is not None:
-                hook.__class__ = NoTransformHook  # same state, the transform step overridden
+                # same hook state, its transform step (the ``transfer`` method) overridden in a subclass of its
+                # own type: the ablation lives here, not as a seam in the library
+                class NoTransformHook(type(hook)):
+                    def transfer(self, F, tail, head):
+                        return F.clone(), torch.ones(len(F), dtype=F.dtype), torch.zeros(len(F), dtype=torch.bool)
+
+                hook.__class__ = NoTransformHook
             return hook, sampler
 
     return TailStreamOnly
