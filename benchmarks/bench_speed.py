@@ -128,6 +128,16 @@ C_GRID = [(IMAGENET_LT_N, 100), (IMAGENET_LT_N, INATURALIST_CLASSES)]
 # ----------------------------------------------------------------------------- recording train_module calls
 
 
+def lr_scheduler(optimizer, train_module_kwargs):
+    """The learning-rate schedule ``train_module`` would use for these keyword arguments (None: constant)."""
+    schedule, epochs = train_module_kwargs.get("lr_schedule", "cosine"), train_module_kwargs["max_epochs"]
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
+    if isinstance(schedule, tuple):
+        return schedule[0](optimizer, **schedule[1])
+    return None
+
+
 # the optimizer names train_module accepts, as classes (for the raw loops that replay a call)
 OPTIMIZER_CLASSES = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
@@ -230,12 +240,7 @@ class RawReplay:
 
         options = default_optimizer_kwargs(call["optimizer"], kw.get("optimizer_kwargs"), device)
         self.optimizer = call["optimizer"](self.module.parameters(), lr=kw.get("lr", 0.1), **options)
-        schedule, epochs = kw.get("lr_schedule", "cosine"), kw["max_epochs"]
-        self.scheduler = None
-        if schedule == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(1, epochs))
-        elif isinstance(schedule, tuple):
-            self.scheduler = schedule[0](self.optimizer, **schedule[1])
+        self.scheduler = lr_scheduler(self.optimizer, kw)
         self.clip = kw.get("grad_clip")
         self.valid = None
         if kw.get("valid_data") is not None:
@@ -338,12 +343,7 @@ class StrongRaw:
             params = [{"params": [p for n, p in named.items() if n not in taken]}] + grouped
         optimizer = call["optimizer"]
         self.optimizer = optimizer(params, lr=kw.get("lr", 0.1), **default_optimizer_kwargs(optimizer, options, device))
-        schedule, epochs = kw.get("lr_schedule", "cosine"), kw["max_epochs"]
-        self.scheduler = None
-        if schedule == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(1, epochs))
-        elif isinstance(schedule, tuple):
-            self.scheduler = schedule[0](self.optimizer, **schedule[1])
+        self.scheduler = lr_scheduler(self.optimizer, kw)
         self.clip = kw.get("grad_clip")
 
     def epoch(self):
@@ -853,7 +853,6 @@ def penalty_estimators(seed, penalties=PENALTY_GRID, evals=(30, 100)):
 
 def run_penalty_sweep(datasets, seeds):
     """Balanced accuracy on validation splits (carved from the training part) of every penalty and cap."""
-    from sklearn.metrics import balanced_accuracy_score
 
     rows = []
     for name in datasets:
@@ -866,14 +865,21 @@ def run_penalty_sweep(datasets, seeds):
                 net = getattr(est, "net_", None) or getattr(est.estimator_, "net_", None)
                 W = est.coef_ if head != "LWS" else est.estimator_.coef_
                 row = {"data": name, "seed": seed, "head": head, "solver": solver, "l2": l2, "max_evals": cap,
-                       "dtype": dtype, "fit_s": fit_s, "evals": len(net.history),
-                       "train_loss": float(net.history[-1, "train_loss"]), "coef_norm": float(np.linalg.norm(W)),
-                       "balanced_accuracy": float(balanced_accuracy_score(y_eval, est.predict(X_eval))),
-                       "train_balanced_accuracy": float(balanced_accuracy_score(y, est.predict(X))),
-                       "n": len(y), "d": X.shape[1], "C": len(np.unique(y))}
+                       "dtype": dtype, **_penalty_fit_summary(est, net.history, W, fit_s, X, y, X_eval, y_eval)}
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
+
+
+def _penalty_fit_summary(est, history, coef, fit_s, X, y, X_eval, y_eval):
+    """The measured part of a penalty-sweep row: time, evaluations, loss, weight norm, balanced accuracies."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    return {"fit_s": fit_s, "evals": len(history), "train_loss": float(history[-1, "train_loss"]),
+            "coef_norm": float(np.linalg.norm(coef)),
+            "balanced_accuracy": float(balanced_accuracy_score(y_eval, est.predict(X_eval))),
+            "train_balanced_accuracy": float(balanced_accuracy_score(y, est.predict(X))),
+            "n": len(y), "d": X.shape[1], "C": len(np.unique(y))}
 
 
 def run_auto_penalty(datasets, seeds, penalties=PENALTY_GRID, cap=100, inner_fraction=0.2):
@@ -904,12 +910,8 @@ def run_auto_penalty(datasets, seeds, penalties=PENALTY_GRID, cap=100, inner_fra
                 est = make(chosen).fit(X, y)
                 fit_s = time.perf_counter() - start
                 row = {"data": name, "seed": seed, "head": head, "solver": "lbfgs auto", "l2": None,
-                       "max_evals": cap, "dtype": "float32", "fit_s": fit_s, "evals": len(est.history_),
-                       "train_loss": float(est.history_[-1, "train_loss"]),
-                       "coef_norm": float(np.linalg.norm(est.coef_)), "chosen_l2": chosen,
-                       "balanced_accuracy": float(balanced_accuracy_score(y_eval, est.predict(X_eval))),
-                       "train_balanced_accuracy": float(balanced_accuracy_score(y, est.predict(X))),
-                       "n": len(y), "d": X.shape[1], "C": len(np.unique(y))}
+                       "max_evals": cap, "dtype": "float32", "chosen_l2": chosen,
+                       **_penalty_fit_summary(est, est.history_, est.coef_, fit_s, X, y, X_eval, y_eval)}
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
