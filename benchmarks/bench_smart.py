@@ -492,7 +492,8 @@ def run_speed(name, seed, device, threads=1, epochs=3):
 def run_ratio(name, seed, device, epochs=3, repeats=3, project=None):
     """Fit time of online SMART over the same LinearClassifier without augmenter, interleaved in one process.
 
-    Two fits per repeat, in turn: no augmenter, SMART (defaults: dense statistics within ``memory_budget``).
+    Three fits per repeat, in turn: no augmenter, SMART (defaults: running statistics, dense within
+    ``memory_budget``), SMART with ``statistics="exact"`` (per-pair transfers cached across batches).
     Wall-clock and process CPU time (one thread: the CPU time is less disturbed by other jobs on a shared
     machine). ``project``: a random Gaussian projection of the standardised features to that many dimensions
     (seeded), for a data set of that width with icd10cm's classes.
@@ -506,7 +507,7 @@ def run_ratio(name, seed, device, epochs=3, repeats=3, project=None):
     if project:
         X = (X @ np.random.default_rng(seed).normal(size=(X.shape[1], project)) / np.sqrt(X.shape[1])).astype(np.float32)
     y = data.y_train
-    setups = {"no augmenter": None, "SMART": SMARTAugmenter}
+    setups = {"no augmenter": None, "SMART": SMARTAugmenter, "SMART exact": lambda: SMARTAugmenter(statistics="exact")}
     wall, cpu = {k: [] for k in setups}, {k: [] for k in setups}
     for _ in range(repeats):
         for label, make in setups.items():
@@ -522,7 +523,9 @@ def run_ratio(name, seed, device, epochs=3, repeats=3, project=None):
             "classes": int(len(np.unique(y))), "epochs": epochs, "repeats": repeats,
             "code": f"{sklearn_lt.__version__} {_git_head(Path(sklearn_lt.__file__).parent)}",
             "ratio": float(np.median(ratio)), "ratio_cpu": float(np.median(ratio_cpu)),
-            "plain_cpu_s": float(np.median(cpu["no augmenter"])), "smart_cpu_s": float(np.median(cpu["SMART"]))}
+            "plain_cpu_s": float(np.median(cpu["no augmenter"])), "smart_cpu_s": float(np.median(cpu["SMART"])),
+            "ratio_exact_cpu": float(np.median(np.array(cpu["SMART exact"]) / np.array(cpu["no augmenter"]))),
+            "exact_cpu_s": float(np.median(cpu["SMART exact"]))}
 
 
 def _git_head(where):
@@ -779,13 +782,15 @@ def render(datasets, memory_rows, speed_rows, ratio_rows=()):
         out += ["", "## Fit time of online SMART over the same LinearClassifier without augmenter "
                 "(balanced softmax; median ratio of interleaved fits in one process, shared 2-core CPU, 1 thread)", ""]
         out += ["| data | n | d | classes | epochs x repeats | code (commit) | SMART / plain, wall | SMART / plain, CPU "
-                "| plain CPU s | SMART CPU s |", "|---|---|---|---|---|---|---|---|---|---|"]
+                "| plain CPU s | SMART CPU s | SMART exact+cache / plain, CPU | exact+cache CPU s |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in ratio_rows:
             if "ratio" not in r:  # rows of the former layout: dense statistics and factor route, wall clock
                 r = {**r, "code": "previous round (factor route: "
                      f"{r['SMART (factor route, memory_budget=0)']:.1f})", "ratio": r["SMART (dense statistics)"]}
             cells = [f"{r[k]:.{digits}f}" if k in r else "" for k, digits in
-                     (("ratio", 1), ("ratio_cpu", 1), ("plain_cpu_s", 2), ("smart_cpu_s", 1))]
+                     (("ratio", 1), ("ratio_cpu", 1), ("plain_cpu_s", 2), ("smart_cpu_s", 1),
+                      ("ratio_exact_cpu", 1), ("exact_cpu_s", 1))]
             out.append(f"| {r['data']} | {r['n']} | {r['d']} | {r['classes']} | {r['epochs']} x {r['repeats']} | "
                        f"{r['code']} | " + " | ".join(cells) + " |")
     if DIAGNOSIS_FILE.exists():

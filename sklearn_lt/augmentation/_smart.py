@@ -27,7 +27,7 @@ from torch.utils.data import Sampler
 from ..torch._data import ClassBalancedSampler
 from ..torch._net import batch_unpack
 from ..utils._validation import label_repr
-from ._statistics import _ClassStatistics, _feature_scale, _OmegaWeights, _transfer
+from ._statistics import _ClassStatistics, _feature_scale, _OmegaWeights, _PairTransferCache, _transfer
 
 #: Default ``memory_budget``: bytes the dense per-class d x d statistics may take.
 _DENSE_BUDGET = 2**30
@@ -92,6 +92,13 @@ class _SMARTBatchHook:
             X, y, n_classes, scale, running=augmenter.statistics == "running", dense_budget=augmenter.memory_budget
         )
         self.weights = _OmegaWeights(augmenter.omega, _bounds(augmenter.omega_bounds), augmenter.zero_covariance_weight)
+        self.cache = None
+        if not self.stats.running:  # fixed statistics: a pair's transfer is the same in every batch
+            held = 0 if self.stats.dense is None else self.stats.dense.numel() * self.stats.dense.element_size()
+            self.cache = _PairTransferCache(
+                n_classes, X.shape[1], X.dtype, X.device, augmenter.memory_budget - held,
+                n_pairs=int(np.count_nonzero(tail_probs)) * int(np.count_nonzero(is_head)),
+            )
 
     def adapt_criterion(self, criterion):
         """``criterion`` with ``prior_correction="logit_adjust"`` applied (called by ``train_module``)."""
@@ -105,7 +112,7 @@ class _SMARTBatchHook:
 
         Returns ``(F_tilde, omega, degenerate)`` as ``_transfer`` does, with the current statistics.
         """
-        return _transfer(self.stats, F, tail, head, self.tau, variance=self.augmented_variance)
+        return _transfer(self.stats, F, tail, head, self.tau, variance=self.augmented_variance, cache=self.cache)
 
     def __call__(self, batch):
         Xh, yh, wh = batch_unpack(batch)
