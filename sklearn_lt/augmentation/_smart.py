@@ -95,10 +95,10 @@ class _SMARTBatchHook:
         self.cache = None
         if not self.stats.running:  # fixed statistics: a pair's transfer is the same in every batch
             held = 0 if self.stats.dense is None else self.stats.dense.numel() * self.stats.dense.element_size()
-            self.cache = _PairTransferCache(
-                n_classes, X.shape[1], X.dtype, X.device, augmenter.memory_budget - held,
-                n_pairs=int(np.count_nonzero(tail_probs)) * int(np.count_nonzero(is_head)),
-            )
+            # odds of a (tail, head) pair: the tail stream's class, then a head class other than it by size
+            pair_odds = np.outer(tail_probs / max(tail_probs.sum(), 1e-300), np.where(is_head, counts, 0.0))
+            pair_odds[np.diag_indices(n_classes)] = 0.0
+            self.cache = _PairTransferCache(n_classes, X.shape[1], X.dtype, X.device, augmenter.memory_budget - held, pair_odds)
 
     def adapt_criterion(self, criterion):
         """``criterion`` with ``prior_correction="logit_adjust"`` applied (called by ``train_module``)."""

@@ -507,16 +507,22 @@ class _PairTransferCache:
     With fixed (exact) class statistics a pair's ``Sigma_th``, its gain and
     ``omega`` never change, so each is computed once per fit instead of once
     per batch. At most ``budget`` bytes of ``d x d`` matrices are kept, for at
-    most ``n_pairs`` pairs (those that can occur): pairs first seen once it is
-    full are computed per call, as without it. No eviction: the pairs a
-    batch draws do not change over the fit, so evicting one pair for another
-    would only trade which one is recomputed.
+    most the pairs that can occur (``pair_odds`` > 0). When they do not all
+    fit, only the ``capacity`` most likely ones are kept (by ``pair_odds``,
+    the (n_classes, n_classes) relative odds of drawing each (tail, head)
+    pair), the others are computed per call, as without the cache. No
+    eviction: the odds do not change over the fit, so evicting one pair for
+    another would only trade which one is recomputed.
     """
 
-    def __init__(self, n_classes, d, dtype, device, budget, n_pairs):
+    def __init__(self, n_classes, d, dtype, device, budget, pair_odds):
         element = torch.empty(0, dtype=dtype).element_size()
-        self.capacity = int(max(0, min(n_pairs, budget // (d * d * element))))
+        odds = torch.as_tensor(pair_odds, dtype=torch.float64).reshape(-1)
+        possible = int(torch.count_nonzero(odds))
+        self.capacity = int(max(0, min(possible, budget // (d * d * element))))
         self.n_classes = n_classes
+        self.admitted = torch.zeros(n_classes * n_classes, dtype=torch.bool, device=device)
+        self.admitted[torch.argsort(odds, descending=True, stable=True)[: self.capacity].to(device)] = True
         self.matrices = torch.empty(self.capacity, d, d, dtype=dtype, device=device)
         self.omega = torch.empty(self.capacity, dtype=dtype, device=device)
         self.slot_of = torch.full((n_classes * n_classes,), -1, dtype=torch.int64, device=device)
@@ -535,15 +541,16 @@ class _PairTransferCache:
         return self.slot_of[pairs[:, 0] * self.n_classes + pairs[:, 1]]
 
     def store(self, pairs, matrices, omega):
-        """Keep the first pairs while there is room (the rest are computed per call)."""
-        take = min(len(pairs), self.capacity - self.size)
-        if take <= 0:
+        """Keep the admitted pairs among ``pairs`` (the others are computed per call)."""
+        ids = pairs[:, 0] * self.n_classes + pairs[:, 1]
+        keep = torch.nonzero(self.admitted[ids]).squeeze(1)[: self.capacity - self.size]
+        if len(keep) == 0:
             return
-        slots = torch.arange(self.size, self.size + take, device=self.matrices.device)
-        self.matrices[slots] = matrices[:take]
-        self.omega[slots] = omega[:take]
-        self.slot_of[pairs[:take, 0] * self.n_classes + pairs[:take, 1]] = slots
-        self.size += take
+        slots = torch.arange(self.size, self.size + len(keep), device=self.matrices.device)
+        self.matrices[slots] = matrices[keep]
+        self.omega[slots] = omega[keep]
+        self.slot_of[ids[keep]] = slots
+        self.size += len(keep)
 
     def apply(self, z, slots):
         """Row ``i`` is ``z[i] @ matrices[slots[i]]``: one product per pair, on views (no gather of d x d matrices)."""
