@@ -295,7 +295,11 @@ class SMARTAugmenter(BaseOverSampler):
         count-weighted running statistics of the samples both streams have
         delivered so far (Eq. 2-3, ``alpha_k = M_k / N_k``); ``"exact"``: the
         pooled statistics of the whole training matrix from the first batch
-        on. :meth:`fit_resample` always uses the exact ones.
+        on. :meth:`fit_resample` always uses the exact ones. With fixed
+        statistics a (tail, head) pair's transfer matrix never changes, so
+        ``"exact"`` computes each once per fit and keeps it within
+        ``memory_budget`` (same samples to float32 rounding; see
+        ``memory_budget``).
     prior_correction : {"logit_adjust", "reweight"} or None, default="logit_adjust"
         Online only. The tail stream over-represents rare classes; balanced
         softmax and logit adjustment already correct for the training class
@@ -333,7 +337,11 @@ class SMARTAugmenter(BaseOverSampler):
         updated with the running statistics, and ``S = Sigma_t^T Sigma_h``
         costs ``O(n_t d^2)`` per pair; beyond it (or with 0) they are rebuilt
         from the class's rows for each batch (``O((n_t n_h + n_t d) d)`` per
-        pair, memory ``O(n d)``). Both give the same numbers.
+        pair, memory ``O(n d)``). Both give the same numbers. With
+        ``statistics="exact"``, what the budget leaves after the covariances
+        holds the ``d x d`` transfer matrices of the (tail, head) pairs, the
+        most likely ones first when not all fit (``4 d**2`` bytes each: 590 kB
+        at d = 384); the other pairs are computed per batch.
     random_state : int, RandomState instance or None, default=None
         Draws of :meth:`fit_resample` (online, the estimator's ``random_state``
         drives the draws).

@@ -18,7 +18,9 @@ the budget (e.g. d = 2048 x 1,000 classes: 16 GiB) ``S = Z_t^T ((Z_t Z_h^T)
 Z_h)`` is formed from the factors only, for the (tail class, head class)
 pairs a batch needs, a chunk of pairs at a time, so the memory is ``O(n d +
 chunk d^2)`` whatever the number of classes. Both routes compute the same
-numbers.
+numbers. With fixed (exact) statistics a pair's transfer never changes:
+:class:`_PairTransferCache` keeps the pairs' ``d x d`` matrices across batches
+within what the budget leaves.
 """
 
 import numpy as np
