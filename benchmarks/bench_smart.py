@@ -98,6 +98,9 @@ DEFAULT_GRID = [
     "bsce|tau=1" + NONE_REV,
     "bsce|tau=1|feature_scale=None" + RW,
 ]
+# statistics="exact" (per-pair transfers cached across batches) against the default running statistics, paired on the
+# validation split; "statistics=running" is spelt out so that these rows are run afresh with the current code
+EXACT_PAIR = ("bsce" + LA + "|tail_sampling=balanced|statistics=exact", "bsce" + LA + "|tail_sampling=balanced|statistics=running")
 ONE_SAMPLE_GRID = [  # icd10cm at imbalance 200 has one-sample classes
     "bsce|ir=200",
     "bsce|ir=200|smart=1" + RW,
@@ -491,7 +494,8 @@ def run_speed(name, seed, device, threads=1, epochs=3):
 def run_ratio(name, seed, device, epochs=3, repeats=3, project=None):
     """Fit time of online SMART over the same LinearClassifier without augmenter, interleaved in one process.
 
-    Two fits per repeat, in turn: no augmenter, SMART (defaults: dense statistics within ``memory_budget``).
+    Three fits per repeat, in turn: no augmenter, SMART (defaults: running statistics, dense within
+    ``memory_budget``), SMART with ``statistics="exact"`` (per-pair transfers cached across batches).
     Wall-clock and process CPU time (one thread: the CPU time is less disturbed by other jobs on a shared
     machine). ``project``: a random Gaussian projection of the standardised features to that many dimensions
     (seeded), for a data set of that width with icd10cm's classes.
@@ -505,7 +509,11 @@ def run_ratio(name, seed, device, epochs=3, repeats=3, project=None):
     if project:
         X = (X @ np.random.default_rng(seed).normal(size=(X.shape[1], project)) / np.sqrt(X.shape[1])).astype(np.float32)
     y = data.y_train
-    setups = {"no augmenter": None, "SMART": SMARTAugmenter}
+    setups = {"no augmenter": None, "SMART": SMARTAugmenter, "SMART exact": lambda: SMARTAugmenter(statistics="exact")}
+    if epochs > 3:  # the running statistics cost the same every epoch: their 3-epoch row gives the ratio
+        del setups["SMART"]
+        # a budget with room for every pair's transfer matrix (icd10cm at d = 384: 1.7 GB)
+        setups["SMART exact 4 GiB"] = lambda: SMARTAugmenter(statistics="exact", memory_budget=2**32)
     wall, cpu = {k: [] for k in setups}, {k: [] for k in setups}
     for _ in range(repeats):
         for label, make in setups.items():
@@ -515,13 +523,19 @@ def run_ratio(name, seed, device, epochs=3, repeats=3, project=None):
             clf.fit(X, y)
             wall[label].append(time.perf_counter() - start)
             cpu[label].append(time.process_time() - start_cpu)
-    ratio = np.array(wall["SMART"]) / np.array(wall["no augmenter"])
-    ratio_cpu = np.array(cpu["SMART"]) / np.array(cpu["no augmenter"])
+    running = {}
+    if "SMART" in setups:
+        running = {"ratio": float(np.median(np.array(wall["SMART"]) / np.array(wall["no augmenter"]))),
+                   "ratio_cpu": float(np.median(np.array(cpu["SMART"]) / np.array(cpu["no augmenter"]))),
+                   "smart_cpu_s": float(np.median(cpu["SMART"]))}
     return {"data": name if not project else f"{name} projected to {project}-d", "n": X.shape[0], "d": X.shape[1],
             "classes": int(len(np.unique(y))), "epochs": epochs, "repeats": repeats,
             "code": f"{sklearn_lt.__version__} {_git_head(Path(sklearn_lt.__file__).parent)}",
-            "ratio": float(np.median(ratio)), "ratio_cpu": float(np.median(ratio_cpu)),
-            "plain_cpu_s": float(np.median(cpu["no augmenter"])), "smart_cpu_s": float(np.median(cpu["SMART"]))}
+            **running, "plain_cpu_s": float(np.median(cpu["no augmenter"])),
+            "ratio_exact_cpu": float(np.median(np.array(cpu["SMART exact"]) / np.array(cpu["no augmenter"]))),
+            "exact_cpu_s": float(np.median(cpu["SMART exact"])),
+            **({"ratio_exact_4gib_cpu": float(np.median(np.array(cpu["SMART exact 4 GiB"]) / np.array(cpu["no augmenter"])))}
+               if "SMART exact 4 GiB" in cpu else {})}
 
 
 def _git_head(where):
@@ -644,6 +658,23 @@ def ablation_table(rows, name, columns=("bacc", "few", "many"), epochs=30):
     return "\n".join(lines)
 
 
+def exact_table(rows, name, epochs=5, columns=("bacc", "few", "many")):
+    """``statistics="exact"`` against ``"running"`` (the defaults otherwise), paired on the validation split."""
+    exact, running = (with_epochs(cfg, epochs) for cfg in EXACT_PAIR)
+    lines = ["| statistics | " + " | ".join(columns) + " | fit s |", "|---|" + "---|" * (len(columns) + 1)]
+    for label, cfg in (("running (default)", running), ("exact (pair cache)", exact)):
+        runs = [r for (s, d, c, _), r in rows.items() if (s, d, c) == ("defaults", name, cfg)]
+        if not runs:
+            return ""
+        cells = " | ".join(mean_std([r[k] for r in runs]) for k in columns)
+        lines.append(f"| {label} | {cells} | {np.mean([r['fit_s'] for r in runs]):.0f} |")
+    for column in columns:
+        paired = seeds_improved(rows, "defaults", name, exact, running, column)
+        lines.append(f"| exact - running, {column} (seeds improved) | {paired[0]:+.1f} ± {paired[1]:.1f} ({paired[2]}/{paired[3]})"
+                     + " |" * len(columns))
+    return "\n".join(lines)
+
+
 def diagnose_table(rows, name):
     keys = [("move", "move"), ("own_mean_original", "own mean, tail samples"),
             ("own_mean_augmented", "own mean, augmented"), ("rank_original", "eff. rank, tail samples"),
@@ -733,6 +764,12 @@ def render(datasets, memory_rows, speed_rows, ratio_rows=()):
                     f"### Single-factor ablations on `{name}`, {epochs} epochs: validation split (20 % of the "
                     f"training data), paired against BSCE ({epochs} epochs) on the same split", "", ablation, "",
                 ]
+        exact = exact_table(rows, name)
+        if exact:
+            section_tables += [
+                f"### `statistics='exact'` (pair cache) vs `'running'` on `{name}`, 5 epochs: validation split "
+                "(20 % of the training data), paired over seeds", "", exact, "",
+            ]
         diag = diagnose_table(rows, name)
         if diag.count("\n") > 1:
             section_tables += [
@@ -778,13 +815,15 @@ def render(datasets, memory_rows, speed_rows, ratio_rows=()):
         out += ["", "## Fit time of online SMART over the same LinearClassifier without augmenter "
                 "(balanced softmax; median ratio of interleaved fits in one process, shared 2-core CPU, 1 thread)", ""]
         out += ["| data | n | d | classes | epochs x repeats | code (commit) | SMART / plain, wall | SMART / plain, CPU "
-                "| plain CPU s | SMART CPU s |", "|---|---|---|---|---|---|---|---|---|---|"]
+                "| plain CPU s | SMART CPU s | SMART exact+cache / plain, CPU | exact+cache CPU s "
+                "| exact+cache, memory_budget=4 GiB / plain, CPU |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in ratio_rows:
-            if "ratio" not in r:  # rows of the former layout: dense statistics and factor route, wall clock
+            if "ratio" not in r and "ratio_exact_cpu" not in r:  # rows of the former layout: dense statistics and factor route, wall clock
                 r = {**r, "code": "previous round (factor route: "
                      f"{r['SMART (factor route, memory_budget=0)']:.1f})", "ratio": r["SMART (dense statistics)"]}
             cells = [f"{r[k]:.{digits}f}" if k in r else "" for k, digits in
-                     (("ratio", 1), ("ratio_cpu", 1), ("plain_cpu_s", 2), ("smart_cpu_s", 1))]
+                     (("ratio", 1), ("ratio_cpu", 1), ("plain_cpu_s", 2), ("smart_cpu_s", 1),
+                      ("ratio_exact_cpu", 1), ("exact_cpu_s", 1), ("ratio_exact_4gib_cpu", 1))]
             out.append(f"| {r['data']} | {r['n']} | {r['d']} | {r['classes']} | {r['epochs']} x {r['repeats']} | "
                        f"{r['code']} | " + " | ".join(cells) + " |")
     if DIAGNOSIS_FILE.exists():
@@ -803,7 +842,7 @@ def main(argv=None):
     global TailStreamOnly
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--section", nargs="+", default=["effect", "sampler"],
-                        choices=["effect", "defaults", "ablate", "plan", "sampler", "diagnose", "memory", "speed", "ratio", "report"])
+                        choices=["effect", "defaults", "ablate", "plan", "sampler", "diagnose", "memory", "speed", "ratio", "exact", "report"])
     parser.add_argument("--data", nargs="+", default=["letter", "icd10cm", "wordnet"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--device", default="cpu")
@@ -812,6 +851,7 @@ def main(argv=None):
     parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=3, help="ratio: epochs per fit (above 3, no running-statistics fit)")
     parser.add_argument("--out", default=str(RESULTS / "smart.md"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -842,6 +882,10 @@ def main(argv=None):
             for seed in args.seeds:
                 run_grid("defaults", [name], [cfg for _, cfg in ABLATIONS], [seed], args.device, protocol="validation")
             run_grid("effect", [name], ["bsce|" + PAPER_LITERAL], args.seeds, args.device)
+    if "exact" in args.section:
+        for seed in args.seeds:  # seed by seed: an interrupted run still has paired rows
+            run_grid("defaults", args.data, [with_epochs(cfg, 5) for cfg in EXACT_PAIR], [seed], args.device,
+                     protocol="validation")
     if "diagnose" in args.section:
         run_grid("diagnose", args.data, list(DIAGNOSE_CFGS), args.seeds, args.device)
     if "sampler" in args.section:
@@ -860,10 +904,10 @@ def main(argv=None):
         scale.setdefault("ratio", [])
         for name in args.data:
             for project in (None, 128):
-                row = run_ratio(name, args.seeds[0], args.device, project=project)
+                row = run_ratio(name, args.seeds[0], args.device, epochs=args.epochs, project=project)
                 print(json.dumps(row), flush=True)
                 def same(r):
-                    return r["data"] == row["data"] and r.get("code") == row["code"]
+                    return r["data"] == row["data"] and r.get("code") == row["code"] and r["epochs"] == row["epochs"]
                 scale["ratio"] = [r for r in scale["ratio"] if not same(r)] + [row]
     if "speed" in args.section:
         for name in args.data:

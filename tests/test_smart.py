@@ -485,6 +485,47 @@ def test_dense_and_factor_routes_give_the_same_fit_and_the_same_seed_the_same_re
         np.testing.assert_allclose(wa.numpy(), wb.numpy(), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("augmented_variance, tau", [("head", 1.0), (None, 1.0), (None, 0.0), ("tail", 5.0)])
+def test_exact_statistics_pair_cache_gives_the_uncached_rows(augmented_variance, tau):
+    # with statistics="exact" the per-pair transfer is computed once and reused: every batch's rows and weights
+    # must be those of the uncached path (dense statistics without room for the cache, and the factor route),
+    # including a cache too small for every pair (the rest computed per batch)
+    rng = np.random.default_rng(23)
+    X, y = make_classes(rng, [300, 200, 150, 30, 12, 5, 3, 1], 12)
+    X = (X / X.std()).astype(np.float32)
+    d, C = X.shape[1], int(y.max()) + 1
+    dense = C * d * d * 4
+    pair = d * d * 4
+    runs = {}
+    for name, budget in {"cached": 2**30, "three pairs": dense + 3 * pair, "dense": dense, "factor": 0}.items():
+        sampler = ShuffledBatchSampler(len(y), 40, generator=torch.Generator().manual_seed(5))
+        aug = SMARTAugmenter(statistics="exact", tau=tau, augmented_variance=augmented_variance, memory_budget=budget)
+        hook, s = aug.make_train_batch_hook(X, y, sampler=sampler)
+        runs[name] = [hook((torch.as_tensor(X)[idx], torch.as_tensor(y)[idx])) for _ in range(3) for idx in s]
+        expected_room = {"cached": hook.cache.capacity, "three pairs": 3, "dense": 0, "factor": 0}[name]
+        assert hook.cache.capacity == expected_room and hook.cache.size <= hook.cache.capacity
+        if name == "cached":
+            assert 0 < hook.cache.size < C * C and hook.cache.nbytes <= budget - dense
+    for name in ("three pairs", "dense", "factor"):
+        for (Xa, (ya, wa)), (Xb, (yb, wb)) in zip(runs["cached"], runs[name]):
+            np.testing.assert_array_equal(ya.numpy(), yb.numpy())
+            np.testing.assert_allclose(Xa.numpy(), Xb.numpy(), rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(wa.numpy(), wb.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_exact_statistics_pair_cache_same_seed_same_fit():
+    rng = np.random.default_rng(24)
+    X, y = make_classes(rng, [300, 150, 40, 12, 5, 3], 6)
+    X = X.astype(np.float32)
+    def fit(budget):
+        return LinearClassifier(
+            loss="balanced_softmax", augmenter=SMARTAugmenter(statistics="exact", memory_budget=budget), max_epochs=3,
+            random_state=0, device="cpu").fit(X, y)
+    cached = fit(2**30)
+    np.testing.assert_array_equal(fit(2**30).coef_, cached.coef_)
+    np.testing.assert_allclose(fit(0).coef_, cached.coef_, rtol=1e-4, atol=1e-5)
+
+
 def test_dense_statistics_stay_within_the_memory_budget():
     from sklearn_lt.augmentation._statistics import _dense_bytes
 

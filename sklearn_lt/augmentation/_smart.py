@@ -27,7 +27,7 @@ from torch.utils.data import Sampler
 from ..torch._data import ClassBalancedSampler
 from ..torch._net import batch_unpack
 from ..utils._validation import label_repr
-from ._statistics import _ClassStatistics, _feature_scale, _OmegaWeights, _transfer
+from ._statistics import _ClassStatistics, _feature_scale, _OmegaWeights, _PairTransferCache, _transfer
 
 #: Default ``memory_budget``: bytes the dense per-class d x d statistics may take.
 _DENSE_BUDGET = 2**30
@@ -92,6 +92,13 @@ class _SMARTBatchHook:
             X, y, n_classes, scale, running=augmenter.statistics == "running", dense_budget=augmenter.memory_budget
         )
         self.weights = _OmegaWeights(augmenter.omega, _bounds(augmenter.omega_bounds), augmenter.zero_covariance_weight)
+        self.cache = None
+        if not self.stats.running:  # fixed statistics: a pair's transfer is the same in every batch
+            held = 0 if self.stats.dense is None else self.stats.dense.numel() * self.stats.dense.element_size()
+            # odds of a (tail, head) pair: the tail stream's class, then a head class other than it by size
+            pair_odds = np.outer(tail_probs / max(tail_probs.sum(), 1e-300), np.where(is_head, counts, 0.0))
+            pair_odds[np.diag_indices(n_classes)] = 0.0
+            self.cache = _PairTransferCache(n_classes, X.shape[1], X.dtype, X.device, augmenter.memory_budget - held, pair_odds)
 
     def adapt_criterion(self, criterion):
         """``criterion`` with ``prior_correction="logit_adjust"`` applied (called by ``train_module``)."""
@@ -105,7 +112,7 @@ class _SMARTBatchHook:
 
         Returns ``(F_tilde, omega, degenerate)`` as ``_transfer`` does, with the current statistics.
         """
-        return _transfer(self.stats, F, tail, head, self.tau, variance=self.augmented_variance)
+        return _transfer(self.stats, F, tail, head, self.tau, variance=self.augmented_variance, cache=self.cache)
 
     def __call__(self, batch):
         Xh, yh, wh = batch_unpack(batch)
@@ -288,7 +295,11 @@ class SMARTAugmenter(BaseOverSampler):
         count-weighted running statistics of the samples both streams have
         delivered so far (Eq. 2-3, ``alpha_k = M_k / N_k``); ``"exact"``: the
         pooled statistics of the whole training matrix from the first batch
-        on. :meth:`fit_resample` always uses the exact ones.
+        on. :meth:`fit_resample` always uses the exact ones. With fixed
+        statistics a (tail, head) pair's transfer matrix never changes, so
+        ``"exact"`` computes each once per fit and keeps it within
+        ``memory_budget`` (same samples to float32 rounding; see
+        ``memory_budget``).
     prior_correction : {"logit_adjust", "reweight"} or None, default="logit_adjust"
         Online only. The tail stream over-represents rare classes; balanced
         softmax and logit adjustment already correct for the training class
@@ -326,7 +337,11 @@ class SMARTAugmenter(BaseOverSampler):
         updated with the running statistics, and ``S = Sigma_t^T Sigma_h``
         costs ``O(n_t d^2)`` per pair; beyond it (or with 0) they are rebuilt
         from the class's rows for each batch (``O((n_t n_h + n_t d) d)`` per
-        pair, memory ``O(n d)``). Both give the same numbers.
+        pair, memory ``O(n d)``). Both give the same numbers. With
+        ``statistics="exact"``, what the budget leaves after the covariances
+        holds the ``d x d`` transfer matrices of the (tail, head) pairs, the
+        most likely ones first when not all fit (``4 d**2`` bytes each: 590 kB
+        at d = 384); the other pairs are computed per batch.
     random_state : int, RandomState instance or None, default=None
         Draws of :meth:`fit_resample` (online, the estimator's ``random_state``
         drives the draws).

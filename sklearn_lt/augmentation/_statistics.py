@@ -18,7 +18,9 @@ the budget (e.g. d = 2048 x 1,000 classes: 16 GiB) ``S = Z_t^T ((Z_t Z_h^T)
 Z_h)`` is formed from the factors only, for the (tail class, head class)
 pairs a batch needs, a chunk of pairs at a time, so the memory is ``O(n d +
 chunk d^2)`` whatever the number of classes. Both routes compute the same
-numbers.
+numbers. With fixed (exact) statistics a pair's transfer never changes:
+:class:`_PairTransferCache` keeps the pairs' ``d x d`` matrices across batches
+within what the budget leaves.
 """
 
 import numpy as np
@@ -370,7 +372,7 @@ def _chunks(pairs, sizes, route, d, element_size, chunk_bytes, square=True):
     return chunks
 
 
-def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BYTES):
+def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BYTES, cache=None):
     """Augment tail features ``F`` (m, d) of classes ``tail`` with the covariance of classes ``head``.
 
     Returns ``F_tilde`` (m, d), the paper's weight ``omega`` (m,) computed in
@@ -384,11 +386,55 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
     ``S`` comes from dense class covariances (``2 d^3`` per pair) when that is
     cheaper than the factor chain ``Z_t^T ((Z_t Z_h^T) Z_h)`` (``2 n_t n_h d +
     2 n_t d^2``) and the covariances fit in ``chunk_bytes``: small ``d``.
+
+    ``cache`` (a :class:`_PairTransferCache`, fixed statistics only) holds the
+    transfer of pairs seen in earlier calls: their samples cost one ``d x d``
+    product each, and new pairs are added while it has room.
     """
     m, d = F.shape
     if m == 0:
         return F.clone(), F.new_zeros(0), torch.zeros(0, dtype=torch.bool, device=F.device)
     pairs, pair_of = torch.unique(torch.stack([tail, head], 1), dim=0, return_inverse=True)
+    # per sample and per pair once, not per chunk: Eq. 6's standardised deviation
+    zero = stats.degenerate(pairs[:, 0]) | stats.degenerate(pairs[:, 1])
+    mu_t = stats.means[tail]
+    z = (F - mu_t) / stats.scale / (stats.variances[tail] + EPS).sqrt()  # Eq. 6, standardised
+    if cache is None or not cache.applies(tau, stats):
+        delta, omega_pairs = _transfer_pairs(stats, pairs, zero, z, pair_of, tau, variance, chunk_bytes)
+    else:
+        slots = cache.slots(pairs)
+        delta = torch.empty_like(z)
+        omega_pairs = torch.empty(len(pairs), dtype=F.dtype, device=F.device)
+        new = torch.nonzero(slots < 0).squeeze(1)
+        if len(new):
+            position = torch.full((len(pairs),), -1, dtype=torch.int64, device=F.device)
+            position[new] = torch.arange(len(new), device=F.device)
+            samples = torch.nonzero(position[pair_of] >= 0).squeeze(1)
+            delta[samples], omega_pairs[new] = _transfer_pairs(
+                stats, pairs[new], zero[new], z[samples], position[pair_of[samples]], tau, variance, chunk_bytes,
+                keep=lambda index, matrices, omega: cache.store(pairs[new[index]], matrices, omega),
+            )
+        known = torch.nonzero(slots >= 0).squeeze(1)
+        if len(known):
+            omega_pairs[known] = cache.omega[slots[known]]
+            position = torch.full((len(pairs),), -1, dtype=torch.int64, device=F.device)
+            position[known] = torch.arange(len(known), device=F.device)
+            samples = torch.nonzero(position[pair_of] >= 0).squeeze(1)
+            delta[samples] = cache.apply(z[samples], slots[pair_of[samples]])
+    transferred = delta.add_(mu_t)
+    out = torch.where(zero[pair_of, None], F, transferred)  # nothing to transfer
+    return out, omega_pairs[pair_of], zero[pair_of]
+
+
+def _transfer_pairs(stats, pairs, zero, z, pair_of, tau, variance, chunk_bytes, keep=None):
+    """``(F_tilde - mu_t, omega of each pair)`` of the standardised samples ``z`` of pair ``pair_of``.
+
+    ``keep(index, matrices, omega)``, if given, receives each chunk's pairs
+    ``index`` with their effective transfer matrices (``F_tilde - mu_t = z @
+    matrices[k]``, gain and units included) when they are formed (not at
+    ``tau = 0`` on the factor route, where no ``d x d`` matrix is).
+    """
+    m, d = z.shape
     sizes = stats.class_sizes[pairs].to(torch.float64)
     needed = torch.unique(pairs)
     if stats.dense is not None:  # covariances at hand: Sigma_t Sigma_h, or Z_t^T (Z_t Sigma_h) for small tails
@@ -398,7 +444,7 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
     else:
         dense_cost = 2.0 * float(stats.class_sizes[needed].sum()) * d * d + 2.0 * len(pairs) * d**3
         factor_cost = float((2 * sizes[:, 0] * sizes[:, 1] * d + 2 * sizes[:, 0] * d * d).sum())
-        fits = len(needed) * d * d * F.element_size() <= chunk_bytes
+        fits = len(needed) * d * d * z.element_size() <= chunk_bytes
     route = "dense" if dense_cost <= factor_cost and fits else "factor"
     square = not (tau == 0 and route == "factor")  # tau = 0 never forms a d x d matrix
     head_products = None
@@ -406,23 +452,21 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
         chunk_bytes = min(chunk_bytes, _CACHED_CHUNK_BYTES)
         if route == "factor" and square:
             head_products = _TimesHeadCovariance(stats, pairs)
-    # per sample and per pair once, not per chunk: Eq. 6's standardised deviation, grouped by pair
-    zero = stats.degenerate(pairs[:, 0]) | stats.degenerate(pairs[:, 1])
-    mu_t = stats.means[tail]
-    z = (F - mu_t) / stats.scale / (stats.variances[tail] + EPS).sqrt()  # Eq. 6, standardised
     grouped = _grouped_by_pair(z, pair_of, len(pairs))
-    omega_pairs = torch.empty(len(pairs), dtype=F.dtype, device=F.device)
-    gain = torch.ones(len(pairs), dtype=F.dtype, device=F.device)
+    omega_pairs = torch.empty(len(pairs), dtype=z.dtype, device=z.device)
+    gain = torch.ones(len(pairs), dtype=z.dtype, device=z.device)
     delta = torch.empty_like(z if grouped is None else grouped[0])
-    for index in _chunks(pairs, sizes, route, d, F.element_size(), chunk_bytes, square):
+    for index in _chunks(pairs, sizes, route, d, z.element_size(), chunk_bytes, square):
         chunk = pairs[index]
+        sigma_th = None
         if head_products is not None:
             Zt, W = head_products.padded(index)
-            omega_pair, factor, apply = _sigma_transfer(Zt.mT @ W, tau, variance)  # S = Z_t^T (Z_t Sigma_h)
+            omega_pair, factor, apply, sigma_th = _sigma_transfer(Zt.mT @ W, tau, variance)  # S = Z_t^T (Z_t Sigma_h)
         else:
             Zt = stats.factors(chunk[:, 0]) if route == "factor" or variance is not None else None
             if square:
-                omega_pair, factor, apply = _sigma_transfer(_pair_products(stats, chunk, route, Zt), tau, variance)
+                S = _pair_products(stats, chunk, route, Zt)
+                omega_pair, factor, apply, sigma_th = _sigma_transfer(S, tau, variance)
             else:
                 omega_pair, factor, apply = _linear_transfer(stats, chunk, Zt)
         rows = [] if grouped is None else [grouped[0][index]]
@@ -438,35 +482,105 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
                 omega_pair = product[:, R].sum(1) * (factor / d)  # Eq. 11
             spread = product[:, :R].square().sum((1, 2)) * factor**2
             target = stats.variances[chunk[:, 1 if variance == "head" else 0]].sum(1)
-            gain[index] = torch.where(spread > 0, target / spread.clamp_min(torch.finfo(F.dtype).tiny), 0.0).sqrt()
+            gain[index] = torch.where(spread > 0, target / spread.clamp_min(torch.finfo(z.dtype).tiny), 0.0).sqrt()
             if grouped is not None:
                 delta[index] = product[:, R + with_ones :]
         elif grouped is not None:
             delta[index] = apply(rows[0], None)
         if grouped is None:  # a few pairs with many samples: each pair's samples through its own product
-            position = torch.full((len(pairs),), -1, dtype=torch.int64, device=F.device)
-            position[index] = torch.arange(len(index), device=F.device)
+            position = torch.full((len(pairs),), -1, dtype=torch.int64, device=z.device)
+            position[index] = torch.arange(len(index), device=z.device)
             local = position[pair_of]
             samples = torch.nonzero(local >= 0).squeeze(1)
             delta[samples] = _apply_per_pair(z[samples], local[samples], len(chunk), apply)
         omega_pairs[index] = omega_pair
+        if keep is not None and sigma_th is not None:
+            units = torch.where(zero[index], 0.0, gain[index]) * (stats.scale * factor)
+            keep(index, sigma_th * units[:, None, None], omega_pair)
     if grouped is not None:
         delta = delta[grouped[1]]
     gain[zero] = 0.0  # a zero covariance transfers nothing (and rounding must not be amplified)
-    transferred = delta.mul_(gain[pair_of, None] * (stats.scale * factor)).add_(mu_t)
-    out = torch.where(zero[pair_of, None], F, transferred)  # nothing to transfer
-    return out, omega_pairs[pair_of], zero[pair_of]
+    return delta.mul_(gain[pair_of, None] * (stats.scale * factor)), omega_pairs
+
+
+class _PairTransferCache:
+    """Effective transfer matrices of (tail, head) pairs under fixed statistics, kept across calls of ``_transfer``.
+
+    With fixed (exact) class statistics a pair's ``Sigma_th``, its gain and
+    ``omega`` never change, so each is computed once per fit instead of once
+    per batch. At most ``budget`` bytes of ``d x d`` matrices are kept, for at
+    most the pairs that can occur (``pair_odds`` > 0). When they do not all
+    fit, only the ``capacity`` most likely ones are kept (by ``pair_odds``,
+    the (n_classes, n_classes) relative odds of drawing each (tail, head)
+    pair), the others are computed per call, as without the cache. No
+    eviction: the odds do not change over the fit, so evicting one pair for
+    another would only trade which one is recomputed.
+    """
+
+    def __init__(self, n_classes, d, dtype, device, budget, pair_odds):
+        element = torch.empty(0, dtype=dtype).element_size()
+        odds = torch.as_tensor(pair_odds, dtype=torch.float64).reshape(-1)
+        possible = int(torch.count_nonzero(odds))
+        self.capacity = int(max(0, min(possible, budget // (d * d * element))))
+        self.n_classes = n_classes
+        self.admitted = torch.zeros(n_classes * n_classes, dtype=torch.bool, device=device)
+        self.admitted[torch.argsort(odds, descending=True, stable=True)[: self.capacity].to(device)] = True
+        self.matrices = torch.empty(self.capacity, d, d, dtype=dtype, device=device)
+        self.omega = torch.empty(self.capacity, dtype=dtype, device=device)
+        self.slot_of = torch.full((n_classes * n_classes,), -1, dtype=torch.int64, device=device)
+        self.size = 0
+
+    @property
+    def nbytes(self):
+        return self.matrices.numel() * self.matrices.element_size()
+
+    def applies(self, tau, stats):
+        """Whether to use the cache: fixed statistics and room for at least one pair."""
+        return self.capacity > 0 and not stats.running
+
+    def slots(self, pairs):
+        """Slot of each pair, -1 for pairs not kept."""
+        return self.slot_of[pairs[:, 0] * self.n_classes + pairs[:, 1]]
+
+    def store(self, pairs, matrices, omega):
+        """Keep the admitted pairs among ``pairs`` (the others are computed per call)."""
+        ids = pairs[:, 0] * self.n_classes + pairs[:, 1]
+        keep = torch.nonzero(self.admitted[ids]).squeeze(1)[: self.capacity - self.size]
+        if len(keep) == 0:
+            return
+        slots = torch.arange(self.size, self.size + len(keep), device=self.matrices.device)
+        self.matrices[slots] = matrices[keep]
+        self.omega[slots] = omega[keep]
+        self.slot_of[ids[keep]] = slots
+        self.size += len(keep)
+
+    def apply(self, z, slots):
+        """Row ``i`` is ``z[i] @ matrices[slots[i]]``: one product per pair, on views (no gather of d x d matrices)."""
+        order = torch.argsort(slots, stable=True)
+        kept, counts = torch.unique_consecutive(slots[order], return_counts=True)
+        grouped = z[order]
+        out = torch.empty_like(grouped)
+        start = 0
+        for slot, stop in zip(kept.tolist(), torch.cumsum(counts, 0).tolist()):
+            torch.mm(grouped[start:stop], self.matrices[slot], out=out[start:stop])
+            start = stop
+        result = torch.empty_like(out)
+        result[order] = out
+        return result
 
 
 def _sigma_transfer(S, tau, variance):
-    """``(omega, c, apply)`` of a chunk from its ``S``: Eq. 4-5 and 11 (``omega`` None when ``variance`` gives it)."""
+    """``(omega, c, apply, M)`` of a chunk from its ``S``: Eq. 4-5 and 11 (``omega`` None when ``variance`` gives it).
+
+    ``Sigma_th = c * M``.
+    """
     sigma_th, factor = _transfer_matrix(S, tau)  # Eq. 4-5
     omega_pair = None if variance is not None else sigma_th.sum((1, 2)) * (factor / S.shape[-1])  # Eq. 11
 
     def apply(z_groups, ids):
         return torch.bmm(z_groups, sigma_th if ids is None else sigma_th[ids])
 
-    return omega_pair, factor, apply
+    return omega_pair, factor, apply, sigma_th
 
 
 def _linear_transfer(stats, chunk, Zt):
