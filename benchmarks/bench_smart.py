@@ -549,8 +549,14 @@ def _git_head(where):
 # ----------------------------------------------------------------------------- report
 
 
+def _sd(values):
+    """Standard deviation over seeds or repeats with ddof=1, the project's convention (0 for a single value)."""
+    values = np.asarray(values, dtype=float)
+    return float(values.std(ddof=1)) if values.size > 1 else 0.0
+
+
 def mean_std(values):
-    return f"{100 * np.mean(values):.1f} ± {100 * np.std(values):.1f}"
+    return f"{100 * np.mean(values):.1f} ± {100 * _sd(values):.1f}"
 
 
 def table(rows, section, name, entries, columns=("acc", "many", "medium", "few", "hmean")):
@@ -587,7 +593,7 @@ def seeds_improved(rows, section, name, cfg, ref, column):
     b = {k[3]: r for k, r in rows.items() if k[:3] == (section, name, ref)}
     seeds = sorted(set(a) & set(b))
     diff = 100 * np.array([a[s][column] - b[s][column] for s in seeds])
-    return (diff.mean(), diff.std(), int((diff > 0).sum()), len(seeds)) if seeds else None
+    return (diff.mean(), _sd(diff), int((diff > 0).sum()), len(seeds)) if seeds else None
 
 
 def paired_table(rows, datasets, columns=("acc", "few", "hmean")):
@@ -603,7 +609,7 @@ def paired_table(rows, datasets, columns=("acc", "few", "hmean")):
             cells = []
             for c in columns:
                 diff = 100 * np.array([a[s][c] - b[s][c] for s in seeds])
-                cells.append(f"{diff.mean():+.1f} ± {diff.std():.1f}")
+                cells.append(f"{diff.mean():+.1f} ± {_sd(diff):.1f}")
             improved = int(sum(a[s]["acc"] > b[s]["acc"] for s in seeds))
             lines.append(f"| {name} | {label} | " + " | ".join(cells) + f" | {improved}/{len(seeds)} |")
     return "\n".join(lines)
@@ -686,7 +692,7 @@ def diagnose_table(rows, name):
         runs = [r for (s, d, c, _), r in rows.items() if (s, d, c) == ("diagnose", name, cfg)]
         if not runs:
             continue
-        cells = [f"{np.mean([r[k] for r in runs]):.2f} ± {np.std([r[k] for r in runs]):.2f}" for k, _ in keys]
+        cells = [f"{np.mean([r[k] for r in runs]):.2f} ± {_sd([r[k] for r in runs]):.2f}" for k, _ in keys]
         lines.append(f"| {cfg} | " + " | ".join(cells) + f" | {len(runs)} |")
     return "\n".join(lines)
 
