@@ -507,6 +507,29 @@ class SMARTAugmenter(BaseOverSampler):
         stats = _ClassStatistics(Xt, yt, len(classes), self.feature_scale_, running=False, dense_budget=self.memory_budget)
         self.class_means_ = stats.means.numpy().astype(X.dtype)
 
+        sources, partners = self._draw_sources_and_partners(classes, y_enc, counts, is_head, rng)
+        F_new, omega, degenerate = _transfer(
+            stats,
+            Xt[sources],
+            yt[sources],
+            torch.as_tensor(partners, dtype=torch.int64),
+            float(self.tau),
+            variance=self.augmented_variance,
+        )
+        weights = _OmegaWeights(self.omega, _bounds(self.omega_bounds), self.zero_covariance_weight)(omega, degenerate)
+        self.omega_ = omega.numpy().astype(np.float64)
+        self.partner_classes_ = classes[partners]
+        self.sample_indices_ = np.concatenate([np.arange(len(y)), sources])
+        self.sample_weight_ = np.concatenate([np.ones(len(y)), weights.numpy().astype(np.float64)])
+        X_res = self._append_rows(X_in, X, F_new.numpy().astype(X.dtype, copy=False))
+        return X_res, np.concatenate([y, y[sources]])
+
+    def _draw_sources_and_partners(self, classes, y_enc, counts, is_head, rng):
+        """For each new sample of a class: a real sample of it (the source) and a head class (its partner).
+
+        Sources are drawn uniformly within their class, partners among the other head classes in
+        proportion to their sizes, class by class in ``sampling_strategy_`` order.
+        """
         sources, partners = [], []
         position = {c: k for k, c in enumerate(classes)}
         for label, n_new in self.sampling_strategy_.items():
@@ -523,31 +546,18 @@ class SMARTAugmenter(BaseOverSampler):
             sources.append(rng.choice(np.flatnonzero(y_enc == k), size=n_new, replace=True))
             probs = counts[candidates] / counts[candidates].sum()
             partners.append(candidates[rng.choice(len(candidates), size=n_new, p=probs)])
-        sources = np.concatenate(sources) if sources else np.zeros(0, dtype=np.intp)
-        partners = np.concatenate(partners) if partners else np.zeros(0, dtype=np.intp)
+        if not sources:
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        return np.concatenate(sources), np.concatenate(partners)
 
-        F_new, omega, degenerate = _transfer(
-            stats,
-            Xt[sources],
-            yt[sources],
-            torch.as_tensor(partners, dtype=torch.int64),
-            float(self.tau),
-            variance=self.augmented_variance,
-        )
-        weights = _OmegaWeights(self.omega, _bounds(self.omega_bounds), self.zero_covariance_weight)(omega, degenerate)
-        self.omega_ = omega.numpy().astype(np.float64)
-        self.partner_classes_ = classes[partners]
-        self.sample_indices_ = np.concatenate([np.arange(len(y)), sources])
-        self.sample_weight_ = np.concatenate([np.ones(len(y)), weights.numpy().astype(np.float64)])
-        F_new = F_new.numpy().astype(X.dtype, copy=False)
+    def _append_rows(self, X_in, X, F_new):
+        """The input followed by the new rows, in the input's format (sparse stays sparse)."""
         if sparse.issparse(X_in):
-            X_res = sparse.vstack([X_in, sparse.csr_matrix(F_new)], format=X_in.format)
-        else:
-            X_res = np.vstack([X, F_new])
-            if getattr(self, "_output_dtype", None) is not None:
-                X_res = X_res.astype(self._output_dtype)
-        y_res = np.concatenate([y, y[sources]])
-        return X_res, y_res
+            return sparse.vstack([X_in, sparse.csr_matrix(F_new)], format=X_in.format)
+        X_res = np.vstack([X, F_new])
+        if getattr(self, "_output_dtype", None) is not None:
+            X_res = X_res.astype(self._output_dtype)
+        return X_res
 
     def make_train_batch_hook(self, X, y, *, sample_weight=None, sampler, device="cpu"):
         """Bind the online augmentation to a training set (used by ``train_module``).
