@@ -127,7 +127,7 @@ def quality_markdown(rows, diffs, diagnostics, seeds):
         "as the main benchmark does. Test sets are balanced. Many > 100, medium 20-100, few < 20 "
         "training samples. Mean ± std (ddof=1) over seeds. HMR = harmonic mean of per-class recall. "
         "Defaults: 30 epochs, batch 256, SGD lr 5 (in units of `feature_scale_`), momentum 0.9, "
-        "gradient-norm clip 0.1, cosine schedule, class-balanced sampling. MultiNCM reuses the "
+        "gradient clip 0.1 (value clipping), constant learning rate, class-balanced sampling. MultiNCM reuses the "
         "LearnedNCM of the same tau (frozen); its fit time includes that model's.",
         "",
     ]
