@@ -204,7 +204,7 @@ def _minimise(optimizer, objective, params, max_evals, n_evals):
 
     torch's first trial step is ``-g / ||g||_1``, scipy's L-BFGS-B (LogisticRegression's solver)
     ``-g / ||g||_2``. With many parameters (512 x 1,000) the L1 norm is hundreds of times the L2
-    norm, and the line search, which grows a step at most tenfold per evaluation, spends several
+    norm, and the line search, which grows a step at most fivefold per evaluation, would spend several
     passes over the data reaching the right scale. So the first iteration runs on its own with its
     step scaled to ``1 / ||g||_2``; the rest continue from its state (directions, curvature pairs)
     with unit trial steps, as torch's own later iterations do. Evaluations at a point already
