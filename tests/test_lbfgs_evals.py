@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
 
@@ -49,3 +50,31 @@ def test_lbfgs_needs_about_scipys_evaluations(n, d, n_classes, l2):
     losses = [row["train_loss"] for row in est.history_]
     assert len(losses) <= reference.nfev + 2
     assert losses[-1] == pytest.approx(reference.fun, abs=1e-4)
+
+
+def test_installed_torch_takes_the_bounded_line_search():
+    from sklearn_lt.torch._lbfgs import _DcsrchBoundedLBFGS
+
+    assert _DcsrchBoundedLBFGS.step is not torch.optim.LBFGS.step
+
+
+def test_a_torch_whose_step_cannot_take_it_falls_back_to_its_own(monkeypatch):
+    from sklearn_lt.torch import _lbfgs
+
+    def step(self, closure):  # a step without ``__wrapped__``, as another torch version might define it
+        return closure()
+
+    monkeypatch.setattr(torch.optim.LBFGS, "step", step)
+    assert _lbfgs._lbfgs_step_with(_lbfgs._strong_wolfe_dcsrch_bounds) is None
+
+
+def test_lbfgs_fit_pickles_and_predicts_the_same():
+    import pickle
+
+    from sklearn_lt.datasets import make_long_tailed_classification
+    from sklearn_lt.linear_model import LinearClassifier
+
+    X, X_test, y, _ = make_long_tailed_classification(random_state=0)
+    clf = LinearClassifier(solver="lbfgs", max_epochs=20, device="cpu", random_state=0).fit(X, y)
+    loaded = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), clf.predict_proba(X_test))

@@ -14,7 +14,11 @@ import types
 
 import numpy as np
 import torch
-from torch.optim.lbfgs import _cubic_interpolate
+
+try:  # a private helper of torch's L-BFGS: where a torch lacks it, its own line search is used as is
+    from torch.optim.lbfgs import _cubic_interpolate
+except ImportError:  # pragma: no cover - depends on the installed torch
+    _cubic_interpolate = None
 
 from ._data import as_device_tensor
 from ._net import LTNet
@@ -181,17 +185,31 @@ def _strong_wolfe_dcsrch_bounds(
 
 
 def _lbfgs_step_with(line_search):
-    """``torch.optim.LBFGS.step`` with ``line_search`` in place of torch's strong-Wolfe search."""
-    step = torch.optim.LBFGS.step.__wrapped__  # the function under its @torch.no_grad()
+    """``torch.optim.LBFGS.step`` with ``line_search`` in place of torch's strong-Wolfe search, or None.
+
+    None where this torch's ``step`` is not built as in torch 2.13 (a function under ``torch.no_grad``
+    that calls ``_strong_wolfe`` by its module-level name): another torch version then trains with its
+    own line search (more evaluations, same optimum) instead of failing.
+    """
+    step = getattr(torch.optim.LBFGS.step, "__wrapped__", None)
+    if _cubic_interpolate is None or not isinstance(step, types.FunctionType):
+        return None
+    if "_strong_wolfe" not in step.__code__.co_names or "_strong_wolfe" not in step.__globals__:
+        return None
     globals_ = {**step.__globals__, "_strong_wolfe": line_search}
     replaced = types.FunctionType(step.__code__, globals_, step.__name__, step.__defaults__, step.__closure__)
     return torch.no_grad()(replaced)
 
 
 class _DcsrchBoundedLBFGS(torch.optim.LBFGS):
-    """torch's L-BFGS whose strong-Wolfe line search extrapolates as scipy's L-BFGS-B does."""
+    """torch's L-BFGS whose strong-Wolfe line search extrapolates as scipy's L-BFGS-B does.
 
-    step = _lbfgs_step_with(_strong_wolfe_dcsrch_bounds)
+    With a torch whose ``step`` cannot take the replaced search, it is torch's L-BFGS unchanged.
+    """
+
+    _bounded_step = _lbfgs_step_with(_strong_wolfe_dcsrch_bounds)
+    if _bounded_step is not None:
+        step = _bounded_step
 
 
 def chunk_rows(n_outputs):
