@@ -26,6 +26,7 @@ from torch.utils.data import Sampler
 
 from ..torch._data import ClassBalancedSampler
 from ..torch._net import batch_unpack
+from ..utils._class_stats import class_indices
 from ..utils._validation import label_repr
 from ._statistics import _ClassStatistics, _feature_scale, _OmegaWeights, _PairTransferCache, _transfer
 
@@ -531,6 +532,7 @@ class SMARTAugmenter(BaseOverSampler):
         proportion to their sizes, class by class in ``sampling_strategy_`` order.
         """
         sources, partners = [], []
+        members = class_indices(y_enc)
         position = {c: k for k, c in enumerate(classes)}
         for label, n_new in self.sampling_strategy_.items():
             if n_new == 0:
@@ -543,7 +545,7 @@ class SMARTAugmenter(BaseOverSampler):
                     f"than head_threshold={self.head_threshold} samples (class sizes: {dict(zip(classes, counts))}). "
                     "Lower head_threshold."
                 )
-            sources.append(rng.choice(np.flatnonzero(y_enc == k), size=n_new, replace=True))
+            sources.append(rng.choice(members[k], size=n_new, replace=True))
             probs = counts[candidates] / counts[candidates].sum()
             partners.append(candidates[rng.choice(len(candidates), size=n_new, p=probs)])
         if not sources:

@@ -19,6 +19,7 @@ from torch.utils.data import Sampler
 
 from ..torch._data import PREDICT_BATCH_ROWS, batched_forward, row_batches
 from ..utils import _param_constraints as pc
+from ..utils._class_stats import class_index_table
 
 #: the authors' flow-epoch criterion (``train_dlsa.py``): count clusters purer than this ...
 SELECTION_MIN_PURITY = 0.7
@@ -48,17 +49,15 @@ class ClassPairSampler(Sampler):
 
     @validate_params({"batch_size": pc.POSITIVE_INT}, prefer_skip_nested_validation=True)
     def __init__(self, y, batch_size, *, generator=None):
-        y = np.asarray(y)
-        classes, y_enc, counts = np.unique(y, return_inverse=True, return_counts=True)
-        if len(classes) < 2:
+        table = class_index_table(y)
+        if len(table.classes) < 2:
             raise ValueError("ClassPairSampler needs samples of at least two classes.")
         self.batch_size = int(batch_size)
-        self.n_pairs = len(y)
+        self.n_pairs = len(table.y_encoded)
         self.generator = generator
-        order = np.argsort(y_enc, kind="stable")
-        self._order = torch.as_tensor(order, dtype=torch.int64)
-        self._starts = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]), dtype=torch.int64)
-        self._counts = torch.as_tensor(counts, dtype=torch.int64)
+        self._order = torch.as_tensor(table.order, dtype=torch.int64)
+        self._starts = torch.as_tensor(table.starts, dtype=torch.int64)
+        self._counts = torch.as_tensor(table.counts, dtype=torch.int64)
 
     def __len__(self):
         return (self.n_pairs + self.batch_size - 1) // self.batch_size
