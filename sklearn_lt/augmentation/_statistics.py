@@ -399,7 +399,7 @@ def _transfer(stats, F, tail, head, tau, *, variance=None, chunk_bytes=_CHUNK_BY
     zero = stats.degenerate(pairs[:, 0]) | stats.degenerate(pairs[:, 1])
     mu_t = stats.means[tail]
     z = (F - mu_t) / stats.scale / (stats.variances[tail] + EPS).sqrt()  # Eq. 6, standardised
-    if cache is None or not cache.applies(tau, stats):
+    if cache is None or not cache.applies(stats):
         delta, omega_pairs = _transfer_pairs(stats, pairs, zero, z, pair_of, tau, variance, chunk_bytes)
     else:
         slots = cache.slots(pairs)
@@ -534,7 +534,7 @@ class _PairTransferCache:
     def nbytes(self):
         return self.matrices.numel() * self.matrices.element_size()
 
-    def applies(self, tau, stats):
+    def applies(self, stats):
         """Whether to use the cache: fixed statistics and room for at least one pair."""
         return self.capacity > 0 and not stats.running
 

@@ -16,6 +16,7 @@ import torch
 from sklearn.utils._param_validation import StrOptions, validate_params
 from torch.utils.data import Dataset, Sampler
 
+from ..base import PREDICT_CHUNK_ROWS
 from ..utils import _param_constraints as pc
 from ..utils._class_stats import class_index_table
 
@@ -106,8 +107,8 @@ def device_generator(generator, device):
 
 #: Rows per forward pass of every batched prediction in the library (the nets' ``predict_batch_size``,
 #: the flow outputs of DLSA, BTM's logits): big enough to keep a GEMM busy, small enough that one
-#: batch's activations stay a few MB.
-PREDICT_BATCH_ROWS = 4096
+#: batch's activations stay a few MB. The same number as the output chunks of ``sklearn_lt.base``.
+PREDICT_BATCH_ROWS = PREDICT_CHUNK_ROWS
 
 
 def row_batches(X, device="cpu", batch_size=PREDICT_BATCH_ROWS):

@@ -20,7 +20,7 @@ try:  # a private helper of torch's L-BFGS: where a torch lacks it, its own line
 except ImportError:  # pragma: no cover - depends on the installed torch
     _cubic_interpolate = None
 
-from ._data import as_device_tensor
+from ._data import PREDICT_BATCH_ROWS, as_device_tensor
 from ._net import LTNet
 
 LBFGS_DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -257,7 +257,7 @@ def train_full_batch(
     tol=None,
     device="cpu",
     verbose=0,
-    predict_batch_size=4096,
+    predict_batch_size=PREDICT_BATCH_ROWS,
 ):
     """Minimise the weighted mean of ``criterion`` over all of ``(X, y)`` by L-BFGS; return a fitted :class:`LTNet`.
 
