@@ -275,7 +275,7 @@ def test_lbfgs_history_has_one_row_per_pass_and_stops_at_the_cap(small_lt):
     X, _, y, _ = small_lt
     clf = LinearClassifier(solver="lbfgs", max_epochs=7, device="cpu", random_state=0).fit(X, y)
     losses = clf.history_[:, "train_loss"]
-    assert 1 <= len(losses) <= 7
+    assert len(losses) == 7  # far from converged, so every pass allowed is used (torch's LBFGS left one unused)
     assert losses[-1] < losses[0]
     assert clf.coef_.dtype == np.float32
 

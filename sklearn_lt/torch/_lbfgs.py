@@ -7,18 +7,21 @@ where mini-batch training needs hundreds of small steps whose cost is mostly
 per-step overhead on small problems. Each evaluation of the objective is one
 pass over the rows in chunks (bounded memory); sample weights enter the
 objective exactly, so integer weights equal repetition.
+
+The minimiser is written here rather than taken from ``torch.optim.LBFGS``,
+whose line search cannot be configured: it follows scipy's L-BFGS-B
+(``LogisticRegression``'s solver) where torch's differs, in the first trial
+step and in how far the line search extrapolates, and so needs as many
+evaluations as scipy on the same objective.
 """
 
+import math
 import time
-import types
+from collections import deque
+from typing import NamedTuple
 
 import numpy as np
 import torch
-
-try:  # a private helper of torch's L-BFGS: where a torch lacks it, its own line search is used as is
-    from torch.optim.lbfgs import _cubic_interpolate
-except ImportError:  # pragma: no cover - depends on the installed torch
-    _cubic_interpolate = None
 
 from ._data import PREDICT_BATCH_ROWS, as_device_tensor
 from ._net import LTNet
@@ -29,218 +32,181 @@ LBFGS_TOL = 1e-4
 LBFGS_HISTORY = 10
 # rows per chunk: about 2**23 logits (32 MiB in float32) whatever the number of classes
 _CHUNK_LOGITS = 2**23
+# sufficient decrease and curvature constants of the strong Wolfe conditions, as torch and scipy
+_C1, _C2 = 1e-4, 0.9
+# An extrapolated trial step lies 1.1 to 4 times the last step beyond it, as in scipy's line search
+# (MINPACK-2's dcsrch). torch's bounds (up to tenfold) cost 19 evaluations where scipy needed 6 on the
+# class-balanced objective at 115,846 x 512 x 1,000 (doc/user_guide/baselines.rst, "Solvers").
+_EXTRAPOLATE_MIN, _EXTRAPOLATE_MAX = 1.1, 4.0
+# a bracket narrower than this along the largest entry of the direction cannot be refined usefully
+_MIN_BRACKET = 1e-9
+# a curvature pair with y.s at most this would make the inverse Hessian indefinite or ill-conditioned
+_MIN_CURVATURE = 1e-10
 
 
-# The strong-Wolfe line search of torch.optim.LBFGS (torch 2.13, BSD-3-Clause; copied because LBFGS
-# calls it by its module-level name and takes no other), with one change: while bracketing, the next
-# trial step is bounded as in the line search of scipy's L-BFGS-B (MINPACK-2's dcsrch, xtrapl = 1.1,
-# xtrapu = 4), which is LogisticRegression's solver. torch's bounds let a step grow tenfold; on the
-# class-balanced objective at 115,846 x 512 x 1,000 that long first step left curvature pairs that cost
-# 19 evaluations where scipy needed 6 on the same objective (doc/user_guide/baselines.rst, "Solvers").
-_XTRAPL, _XTRAPU = 1.1, 4.0
+class _Trial(NamedTuple):
+    """A point of the line search: step ``t``, loss ``f``, gradient ``g``, slope ``gtd`` along the direction."""
+
+    t: float
+    f: float
+    g: torch.Tensor
+    gtd: float
 
 
-def _strong_wolfe_dcsrch_bounds(
-    obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, max_ls=25
-):
-    # ported from https://github.com/torch/optim/blob/master/lswolfe.lua
-    d_norm = d.abs().max()
-    g = g.clone(memory_format=torch.contiguous_format)
-    # evaluate objective and gradient using initial step
-    f_new, g_new = obj_func(x, t, d)
-    ls_func_evals = 1
-    gtd_new = g_new.dot(d)
+def _cubic_minimiser(a, b, low, high):
+    """Minimiser of the cubic matching two trials' losses and slopes (Nocedal & Wright, 3.59), clipped to ``[low, high]``.
 
-    # bracket an interval containing a point satisfying the Wolfe criteria
-    t_prev, f_prev, g_prev, gtd_prev = 0, f, g, gtd
-    done = False
-    ls_iter = 0
-    while ls_iter < max_ls:
-        # check conditions
-        if f_new > (f + c1 * t * gtd) or (ls_iter > 1 and f_new >= f_prev):
-            bracket = [t_prev, t]
-            bracket_f = [f_prev, f_new]
-            bracket_g = [g_prev, g_new.clone(memory_format=torch.contiguous_format)]
-            bracket_gtd = [gtd_prev, gtd_new]
-            break
-
-        if abs(gtd_new) <= -c2 * gtd:
-            bracket = [t]
-            bracket_f = [f_new]
-            bracket_g = [g_new]
-            done = True
-            break
-
-        if gtd_new >= 0:
-            bracket = [t_prev, t]
-            bracket_f = [f_prev, f_new]
-            bracket_g = [g_prev, g_new.clone(memory_format=torch.contiguous_format)]
-            bracket_gtd = [gtd_prev, gtd_new]
-            break
-
-        # interpolate
-        # scipy's dcsrch (MINPACK-2) extrapolates to between 1.1 and 4 times the last step beyond it;
-        # torch's own bounds here are t + 0.01 (t - t_prev) and 10 t
-        min_step = t + _XTRAPL * (t - t_prev)
-        max_step = t + _XTRAPU * (t - t_prev)
-        tmp = t
-        t = _cubic_interpolate(
-            t_prev, f_prev, gtd_prev, t, f_new, gtd_new, bounds=(min_step, max_step)
-        )
-
-        # next step
-        t_prev = tmp
-        f_prev = f_new
-        g_prev = g_new.clone(memory_format=torch.contiguous_format)
-        gtd_prev = gtd_new
-        f_new, g_new = obj_func(x, t, d)
-        ls_func_evals += 1
-        gtd_new = g_new.dot(d)
-        ls_iter += 1
-
-    # reached max number of iterations?
-    if ls_iter == max_ls:
-        bracket = [0, t]
-        bracket_f = [f, f_new]
-        bracket_g = [g, g_new]
-
-    # zoom phase: we now have a point satisfying the criteria, or
-    # a bracket around it. We refine the bracket until we find the
-    # exact point satisfying the criteria
-    insuf_progress = False
-    # find high and low points in bracket
-    low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[-1] else (1, 0)
-    while not done and ls_iter < max_ls:
-        # line-search bracket is so small
-        if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
-            break
-
-        # compute new trial value
-        t = _cubic_interpolate(
-            bracket[0],
-            bracket_f[0],
-            bracket_gtd[0],
-            bracket[1],
-            bracket_f[1],
-            bracket_gtd[1],
-        )
-
-        # test that we are making sufficient progress:
-        # in case `t` is so close to boundary, we mark that we are making
-        # insufficient progress, and if
-        #   + we have made insufficient progress in the last step, or
-        #   + `t` is at one of the boundary,
-        # we will move `t` to a position which is `0.1 * len(bracket)`
-        # away from the nearest boundary point.
-        eps = 0.1 * (max(bracket) - min(bracket))
-        if min(max(bracket) - t, t - min(bracket)) < eps:
-            # interpolation close to boundary
-            if insuf_progress or t >= max(bracket) or t <= min(bracket):
-                # evaluate at 0.1 away from boundary
-                if abs(t - max(bracket)) < abs(t - min(bracket)):
-                    t = max(bracket) - eps
-                else:
-                    t = min(bracket) + eps
-                insuf_progress = False
-            else:
-                insuf_progress = True
-        else:
-            insuf_progress = False
-
-        # Evaluate new point
-        f_new, g_new = obj_func(x, t, d)
-        ls_func_evals += 1
-        gtd_new = g_new.dot(d)
-        ls_iter += 1
-
-        if f_new > (f + c1 * t * gtd) or f_new >= bracket_f[low_pos]:
-            # Armijo condition not satisfied or not lower than lowest point
-            bracket[high_pos] = t
-            bracket_f[high_pos] = f_new
-            bracket_g[high_pos] = g_new.clone(memory_format=torch.contiguous_format)
-            bracket_gtd[high_pos] = gtd_new
-            low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[1] else (1, 0)
-        else:
-            if abs(gtd_new) <= -c2 * gtd:
-                # Wolfe conditions satisfied
-                done = True
-            elif gtd_new * (bracket[high_pos] - bracket[low_pos]) >= 0:
-                # old high becomes new low
-                bracket[high_pos] = bracket[low_pos]
-                bracket_f[high_pos] = bracket_f[low_pos]
-                bracket_g[high_pos] = bracket_g[low_pos]
-                bracket_gtd[high_pos] = bracket_gtd[low_pos]
-
-            # new point becomes new low
-            bracket[low_pos] = t
-            bracket_f[low_pos] = f_new
-            bracket_g[low_pos] = g_new.clone(memory_format=torch.contiguous_format)
-            bracket_gtd[low_pos] = gtd_new
-
-    # return stuff
-    t = bracket[low_pos]
-    f_new = bracket_f[low_pos]
-    g_new = bracket_g[low_pos]
-    return f_new, g_new, t, ls_func_evals
-
-
-def _lbfgs_step_with(line_search):
-    """``torch.optim.LBFGS.step`` with ``line_search`` in place of torch's strong-Wolfe search, or None.
-
-    None where this torch's ``step`` is not built as in torch 2.13 (a function under ``torch.no_grad``
-    that calls ``_strong_wolfe`` by its module-level name): another torch version then trains with its
-    own line search (more evaluations, same optimum) instead of failing.
+    The midpoint of ``[low, high]`` where the cubic has no minimiser or a loss is not finite.
     """
-    step = getattr(torch.optim.LBFGS.step, "__wrapped__", None)
-    if _cubic_interpolate is None or not isinstance(step, types.FunctionType):
-        return None
-    if "_strong_wolfe" not in step.__code__.co_names or "_strong_wolfe" not in step.__globals__:
-        return None
-    globals_ = {**step.__globals__, "_strong_wolfe": line_search}
-    replaced = types.FunctionType(step.__code__, globals_, step.__name__, step.__defaults__, step.__closure__)
-    return torch.no_grad()(replaced)
+    if a.t > b.t:
+        a, b = b, a
+    d1 = a.gtd + b.gtd - 3 * (a.f - b.f) / (a.t - b.t)
+    radicand = d1 * d1 - a.gtd * b.gtd
+    if not radicand >= 0:  # NaN too
+        return (low + high) / 2
+    d2 = math.sqrt(radicand)
+    denominator = b.gtd - a.gtd + 2 * d2
+    t = b.t - (b.t - a.t) * (b.gtd + d2 - d1) / denominator if denominator != 0 else math.nan
+    return min(max(t, low), high) if math.isfinite(t) else (low + high) / 2
 
 
-class _DcsrchBoundedLBFGS(torch.optim.LBFGS):
-    """torch's L-BFGS whose strong-Wolfe line search extrapolates as scipy's L-BFGS-B does.
+def _strong_wolfe(objective, x, d, start, t, budget):
+    """A step along ``d`` satisfying the strong Wolfe conditions (Nocedal & Wright, Alg. 3.5 and 3.6), and the evaluations used.
 
-    With a torch whose ``step`` cannot take the replaced search, it is torch's L-BFGS unchanged.
+    ``start`` is the :class:`_Trial` at ``x`` (step 0), ``t`` the first trial
+    step, ``budget`` (at least 1) the most evaluations. Where the budget runs
+    out first, the lowest trial satisfying sufficient decrease is returned
+    (``start`` if none).
     """
 
-    _bounded_step = _lbfgs_step_with(_strong_wolfe_dcsrch_bounds)
-    if _bounded_step is not None:
-        step = _bounded_step
+    def phi(step):
+        f, g = objective(x.add(d, alpha=step))
+        return _Trial(step, f, g, float(g.dot(d)))
+
+    def decreases_enough(trial):  # written so that a NaN loss fails it
+        return trial.f <= start.f + _C1 * trial.t * start.gtd
+
+    def flat_enough(trial):
+        return abs(trial.gtd) <= -_C2 * start.gtd
+
+    # bracketing: extrapolate until a trial satisfies both conditions or an interval [lo, hi] holds one
+    prev = start
+    for evals in range(1, budget + 1):
+        trial = phi(t)
+        if not decreases_enough(trial) or (evals > 1 and trial.f >= prev.f):
+            lo, hi = prev, trial
+            break
+        if flat_enough(trial):
+            return trial, evals
+        if trial.gtd >= 0:
+            lo, hi = trial, prev
+            break
+        step = trial.t - prev.t
+        t = _cubic_minimiser(prev, trial, trial.t + _EXTRAPOLATE_MIN * step, trial.t + _EXTRAPOLATE_MAX * step)
+        prev = trial
+    else:
+        return prev, budget
+
+    # zoom: lo is the lowest trial satisfying sufficient decrease, and a step satisfying both lies between lo and hi
+    d_max = float(d.abs().max())
+    near_end_before = False
+    while evals < budget and abs(hi.t - lo.t) * d_max >= _MIN_BRACKET:
+        low, high = sorted((lo.t, hi.t))
+        t = _cubic_minimiser(lo, hi, low, high)
+        # an interpolant at an end of the bracket, or near one twice in a row, would shrink the bracket
+        # by little: move it a tenth of the width inside (torch's safeguard, from its lswolfe.lua)
+        margin = 0.1 * (high - low)
+        near_end = min(high - t, t - low) < margin
+        if near_end and (near_end_before or t >= high or t <= low):
+            t = high - margin if abs(t - high) < abs(t - low) else low + margin
+            near_end = False
+        near_end_before = near_end
+        trial = phi(t)
+        evals += 1
+        if not decreases_enough(trial) or trial.f >= lo.f:
+            hi = trial
+            continue
+        if flat_enough(trial):
+            return trial, evals
+        if trial.gtd * (hi.t - lo.t) >= 0:
+            hi = lo
+        lo = trial
+    return lo, evals
+
+
+def _two_loop(g, pairs, gamma):
+    """The L-BFGS direction ``-H g``, ``H`` built from the curvature pairs on ``gamma * I`` (Nocedal & Wright, Alg. 7.4).
+
+    The scalars stay 0-d tensors on ``g``'s device: no host read per pair.
+    """
+    q = g.neg()
+    alphas = []
+    for s, y, rho in reversed(pairs):
+        alpha = rho * s.dot(q)
+        q.addcmul_(y, alpha, value=-1)
+        alphas.append(alpha)
+    r = q.mul_(gamma)
+    for (s, y, rho), alpha in zip(pairs, reversed(alphas)):
+        r.addcmul_(s, alpha - rho * y.dot(r))
+    return r
+
+
+def minimize_lbfgs(objective, x, *, max_evals, tol, tolerance_change=1e-9, history_size=LBFGS_HISTORY):
+    """Minimise a smooth function by L-BFGS with a strong Wolfe line search.
+
+    The first trial step is ``1 / ||g||_2`` along ``-g``, as in scipy's L-BFGS-B,
+    later ones are unit steps along the L-BFGS direction. Every evaluation
+    counts against ``max_evals``, those of the line search included, and no
+    point is evaluated twice.
+
+    Parameters
+    ----------
+    objective : callable
+        ``objective(x) -> (loss, gradient)``: a float and a tensor shaped as ``x``.
+    x : torch.Tensor
+        The starting point, 1-d; not modified.
+    max_evals : int
+        Most evaluations of ``objective``.
+    tol : float
+        Stop when the largest absolute gradient entry is at most ``tol``.
+    tolerance_change : float, default=1e-9
+        Stop when a step moves no entry, or changes the loss, by more than this.
+    history_size : int, default=10
+        Curvature pairs kept.
+
+    Returns
+    -------
+    x : torch.Tensor
+        The last point accepted by the line search.
+    """
+    if max_evals < 1:
+        return x
+    loss, g = objective(x)
+    evals = 1
+    pairs = deque(maxlen=history_size)  # (s, y, 1 / y.s), oldest first
+    gamma = 1.0  # the initial inverse Hessian's scale, y.s / y.y of the newest pair (N&W 7.20)
+    d, t = g.neg(), 1.0 / float(torch.linalg.vector_norm(g))
+    while evals < max_evals and float(g.abs().max()) > tol:
+        gtd = float(g.dot(d))
+        if gtd > -tolerance_change:  # rounding has made d no descent direction
+            break
+        trial, used = _strong_wolfe(objective, x, d, _Trial(0.0, loss, g, gtd), t, max_evals - evals)
+        evals += used
+        s, y = d.mul(trial.t), trial.g - g
+        x, prev_loss, loss, g = x.add(d, alpha=trial.t), loss, trial.f, trial.g
+        if float(s.abs().max()) <= tolerance_change or abs(loss - prev_loss) < tolerance_change:
+            break
+        ys = y.dot(s)
+        if ys > _MIN_CURVATURE:
+            pairs.append((s, y, 1.0 / ys))
+            gamma = ys / y.dot(y)
+        d, t = _two_loop(g, pairs, gamma), 1.0
+    return x
 
 
 def chunk_rows(n_outputs):
     """Rows per chunk so that one chunk's logits hold about ``2**23`` numbers."""
     return int(max(256, _CHUNK_LOGITS // max(1, n_outputs)))
-
-
-def _minimise(optimizer, objective, params, max_evals, n_evals):
-    """Run ``optimizer`` (torch's L-BFGS) for at most ``max_evals`` evaluations, its first step scaled as scipy's.
-
-    torch's first trial step is ``-g / ||g||_1``, scipy's L-BFGS-B (LogisticRegression's solver)
-    ``-g / ||g||_2``. With many parameters (512 x 1,000) the L1 norm is hundreds of times the L2
-    norm, and the line search, which grows a step at most fivefold per evaluation, would spend several
-    passes over the data reaching the right scale. So the first iteration runs on its own with its
-    step scaled to ``1 / ||g||_2``; the rest continue from its state (directions, curvature pairs)
-    with unit trial steps, as torch's own later iterations do. Evaluations at a point already
-    evaluated are not repeated (``objective`` caches the last one), so the split costs none.
-    """
-    group = optimizer.param_groups[0]
-    objective()
-    grad = torch.cat([p.grad.reshape(-1) for p in params])
-    l1, l2 = float(grad.abs().sum()), float(grad.norm())
-    if l2 > 0:
-        # torch's first trial step is min(1, 1 / ||g||_1) * lr; scipy's min(1 / ||g||_2, stpmax)
-        group["lr"] = (1.0 / l2) / min(1.0, 1.0 / l1)
-    group["max_iter"] = 1
-    optimizer.step(objective)
-    left = max_evals - n_evals()
-    if left > 0:
-        group.update(lr=1.0, max_iter=left, max_eval=left)
-        optimizer.step(objective)
 
 
 def train_full_batch(
@@ -262,10 +228,9 @@ def train_full_batch(
     """Minimise the weighted mean of ``criterion`` over all of ``(X, y)`` by L-BFGS; return a fitted :class:`LTNet`.
 
     The net is built and initialised as :func:`train_module` builds it (so it
-    predicts, pickles and maps devices the same way) but trained here: torch's
-    ``LBFGS`` with a strong-Wolfe line search, in ``dtype``, one history row
-    per evaluation of the objective (one pass over the data), whose loss is
-    read once per evaluation.
+    predicts, pickles and maps devices the same way) but trained here by
+    :func:`minimize_lbfgs`, in ``dtype``, one history row per evaluation of the
+    objective (one pass over the data).
 
     Parameters
     ----------
@@ -297,7 +262,7 @@ def train_full_batch(
     net = LTNet(
         module,
         criterion,
-        optimizer=torch.optim.LBFGS,
+        optimizer=torch.optim.LBFGS,  # what skorch records as the method; its step is never called
         lr=1.0,
         max_epochs=0,
         train_split=None,
@@ -320,26 +285,16 @@ def train_full_batch(
     shares = [
         (c.stop - c.start) / n if w_t is None else float(w_t[c].sum()) / total_weight for c in chunks
     ]
-    optimizer = _DcsrchBoundedLBFGS(
-        params,
-        lr=1.0,
-        max_iter=max(1, max_evals),
-        max_eval=max(1, max_evals),
-        tolerance_grad=LBFGS_TOL if tol is None else tol,
-        tolerance_change=1e-9 if torch_dtype == torch.float64 else 1e-7,
-        history_size=LBFGS_HISTORY,
-        line_search_fn="strong_wolfe",
-    )
-    net.optimizer_ = optimizer
+    sizes = [p.numel() for p in params]
+    for p in params:
+        p.grad = torch.zeros_like(p)
 
-    evaluated = {}  # the last point evaluated, its loss; torch re-evaluates the point each step() starts from
-
-    def objective():
-        point = torch.cat([p.detach().reshape(-1) for p in params])
-        if evaluated and torch.equal(point, evaluated["point"]):
-            return evaluated["loss"]  # the gradients are still those of this point: nothing was zeroed since
+    def objective(x):
         start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=False)
+        with torch.no_grad():
+            for p, values in zip(params, x.split(sizes)):
+                p.copy_(values.view_as(p))
+                p.grad.zero_()
         total = torch.zeros((), dtype=torch_dtype, device=device)
         for rows, share in zip(chunks, shares):
             if share == 0:
@@ -358,11 +313,19 @@ def train_full_batch(
         net.history.record("dur", time.perf_counter() - start)
         if verbose:
             print(f"lbfgs evaluation {len(net.history)}: loss {value:.6f}", flush=True)
-        evaluated.update(point=point, loss=total)
-        return total
+        return value, torch.cat([p.grad.reshape(-1) for p in params])
 
-    if max_evals > 0:
-        _minimise(optimizer, objective, params, max_evals, lambda: len(net.history))
+    x = minimize_lbfgs(
+        objective,
+        torch.cat([p.detach().reshape(-1) for p in params]),
+        max_evals=max_evals,
+        tol=LBFGS_TOL if tol is None else tol,
+        tolerance_change=1e-9 if torch_dtype == torch.float64 else 1e-7,
+    )
+    with torch.no_grad():  # the objective's last evaluation may have been a rejected trial
+        for p, values in zip(params, x.split(sizes)):
+            p.copy_(values.view_as(p))
+            p.grad = None
     model.to(torch.float32)
     loss_fn.to(torch.float32)
     model.eval()
