@@ -41,6 +41,7 @@ _EXTRAPOLATE_MIN, _EXTRAPOLATE_MAX = 1.1, 4.0
 # a bracket narrower than this along the largest entry of the direction cannot be refined usefully
 _MIN_BRACKET = 1e-9
 # a curvature pair with y.s at most this would make the inverse Hessian indefinite or ill-conditioned
+# (torch's threshold)
 _MIN_CURVATURE = 1e-10
 
 
@@ -257,6 +258,11 @@ def train_full_batch(
     verbose : int, default=0
         1 prints the loss of every evaluation.
     predict_batch_size : int, default=4096
+
+    Returns
+    -------
+    net : LTNet
+        Its module in float32 and in eval mode, its history one row per evaluation.
     """
     torch_dtype = LBFGS_DTYPES[dtype]
     net = LTNet(
