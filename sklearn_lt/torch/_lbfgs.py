@@ -205,6 +205,13 @@ def minimize_lbfgs(objective, x, *, max_evals, tol, tolerance_change=1e-9, histo
     return x
 
 
+def _write_flat(params, x):
+    """Copy the 1-d ``x`` into ``params``, in order."""
+    with torch.no_grad():
+        for p, values in zip(params, x.split([p.numel() for p in params])):
+            p.copy_(values.view_as(p))
+
+
 def chunk_rows(n_outputs):
     """Rows per chunk so that one chunk's logits hold about ``2**23`` numbers."""
     return int(max(256, _CHUNK_LOGITS // max(1, n_outputs)))
@@ -291,16 +298,14 @@ def train_full_batch(
     shares = [
         (c.stop - c.start) / n if w_t is None else float(w_t[c].sum()) / total_weight for c in chunks
     ]
-    sizes = [p.numel() for p in params]
     for p in params:
         p.grad = torch.zeros_like(p)
 
     def objective(x):
         start = time.perf_counter()
-        with torch.no_grad():
-            for p, values in zip(params, x.split(sizes)):
-                p.copy_(values.view_as(p))
-                p.grad.zero_()
+        _write_flat(params, x)
+        for p in params:
+            p.grad.zero_()
         total = torch.zeros((), dtype=torch_dtype, device=device)
         for rows, share in zip(chunks, shares):
             if share == 0:
@@ -328,10 +333,9 @@ def train_full_batch(
         tol=LBFGS_TOL if tol is None else tol,
         tolerance_change=1e-9 if torch_dtype == torch.float64 else 1e-7,
     )
-    with torch.no_grad():  # the objective's last evaluation may have been a rejected trial
-        for p, values in zip(params, x.split(sizes)):
-            p.copy_(values.view_as(p))
-            p.grad = None
+    _write_flat(params, x)  # the objective's last evaluation may have been a rejected trial
+    for p in params:
+        p.grad = None
     model.to(torch.float32)
     loss_fn.to(torch.float32)
     model.eval()
