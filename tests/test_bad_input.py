@@ -236,6 +236,34 @@ def test_predict_refuses_bad_input(estimator, case, method):
         getattr(model, method)(X)
 
 
+def _near_float32_max():
+    # inside the float32 range, so accepted, but a float32 hidden layer overflows on it
+    X = np.full((4, X0.shape[1]), 3e38)
+    X[1] *= -1
+    X[2, ::2] *= -1
+    return X
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "predict_log_proba", "decision_function"])
+@pytest.mark.parametrize("estimator", CLASSIFIERS, ids=CLASSIFIER_IDS)
+def test_predict_overflow_inside_the_model_is_an_error_not_nan(estimator, method):
+    """Scores that overflow inside the model were NaN probabilities and an argmax of class 0 (MLP, BTM)."""
+    model = _fitted(estimator)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        try:
+            output = getattr(model, method)(_near_float32_max())
+        except ValueError as exc:
+            assert "non-finite class scores" in str(exc) and "Scale the features" in str(exc)
+            return
+    if method == "predict":  # a class label is only right if the probabilities behind it are numbers
+        output = model.predict_proba(_near_float32_max())
+    if method == "predict_log_proba":
+        assert not np.any(np.isnan(output))
+    else:
+        assert np.all(np.isfinite(output))
+
+
 @pytest.mark.parametrize("estimator", CLASSIFIERS, ids=CLASSIFIER_IDS)
 def test_read_only_memmap_input_without_warnings(estimator, tmp_path):
     model = _fitted(estimator)
