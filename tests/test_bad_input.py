@@ -432,3 +432,16 @@ def test_item12_messages_show_plain_labels_and_smart_keeps_float16():
     assert "np.int64" not in str(info.value) and "(3)" in str(info.value)
     X_res, _ = SMARTAugmenter(head_threshold=20, random_state=0).fit_resample(X0.astype(np.float16), Y0)
     assert X_res.dtype == np.float16
+
+
+# ------------------------------------------------------------------- regression tests of the input audit
+
+
+def test_audit_make_long_tailed_message_shows_the_plain_label():
+    from sklearn_lt.datasets import make_long_tailed
+
+    with pytest.raises(ValueError, match=r"class 1 has 30 samples") as info:
+        make_long_tailed(X0, Y0, imbalance_ratio=2, n_test_per_class=3, random_state=0)
+    assert "np.int64" not in str(info.value)
+    with pytest.raises(ValueError, match=r"class 'b' has 30 samples"):
+        make_long_tailed(X0, np.array(["a", "b", "c", "d", "tail"])[Y0], imbalance_ratio=2, n_test_per_class=3)
