@@ -445,3 +445,18 @@ def test_audit_make_long_tailed_message_shows_the_plain_label():
     assert "np.int64" not in str(info.value)
     with pytest.raises(ValueError, match=r"class 'b' has 30 samples"):
         make_long_tailed(X0, np.array(["a", "b", "c", "d", "tail"])[Y0], imbalance_ratio=2, n_test_per_class=3)
+
+
+@pytest.mark.parametrize("estimator", CLASSIFIERS, ids=CLASSIFIER_IDS)
+def test_audit_fit_on_a_dataframe_raises_no_feature_name_warning(estimator):
+    """The fit-time check of a degenerate fit predicted on the validated array and warned that "X does not have
+    valid feature names" on every fit on a DataFrame."""
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(X0, columns=[f"feature_{i}" for i in range(X0.shape[1])])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*feature names", category=UserWarning)
+        model = _new(estimator).fit(X, Y0)
+        model.predict(X)
+    np.testing.assert_array_equal(model.feature_names_in_, X.columns)
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        model.predict(X0)  # the warning still fires where it means something
