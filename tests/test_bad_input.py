@@ -460,3 +460,17 @@ def test_audit_fit_on_a_dataframe_raises_no_feature_name_warning(estimator):
     np.testing.assert_array_equal(model.feature_names_in_, X.columns)
     with pytest.warns(UserWarning, match="X does not have valid feature names"):
         model.predict(X0)  # the warning still fires where it means something
+
+
+@pytest.mark.parametrize(
+    "class_counts, tau, match",
+    [([10, -1], 1.0, "non-negative"), ([np.nan, 1], 1.0, "finite"), ([[10, 1]], 1.0, "1-d"), ([10, 1], np.nan, "tau")],
+)
+def test_audit_logit_adjusted_loss_refuses_invalid_counts(class_counts, tau, match):
+    """A negative count was silently taken as 1, a NaN one made every loss NaN, a 2-d one broadcast."""
+    from sklearn_lt.torch import LogitAdjustedLoss
+
+    with pytest.raises(ValueError, match=match):
+        LogitAdjustedLoss(np.array(class_counts), tau=tau)
+    loss = LogitAdjustedLoss(np.array([10, 0]))  # an empty class is valid: its prior is floored at one sample
+    assert torch.isfinite(loss(torch.zeros(2, 2), torch.tensor([0, 1])))
