@@ -474,3 +474,13 @@ def test_audit_logit_adjusted_loss_refuses_invalid_counts(class_counts, tau, mat
         LogitAdjustedLoss(np.array(class_counts), tau=tau)
     loss = LogitAdjustedLoss(np.array([10, 0]))  # an empty class is valid: its prior is floored at one sample
     assert torch.isfinite(loss(torch.zeros(2, 2), torch.tensor([0, 1])))
+
+
+def test_audit_smart_no_head_class_message_is_plain_and_short():
+    """The message listed every class size as {np.int64(0): np.int64(3), ...}, one entry per class."""
+    from sklearn_lt.augmentation import SMARTAugmenter
+
+    X, y = _data((3, 1, 1))
+    with pytest.raises(ValueError, match=r"class 'b'.* head_threshold=3 .*the largest other class has 3\)") as info:
+        SMARTAugmenter(head_threshold=3, random_state=0).fit_resample(X, np.array(["a", "b", "c"])[y])
+    assert "np." not in str(info.value)
