@@ -484,3 +484,21 @@ def test_audit_smart_no_head_class_message_is_plain_and_short():
     with pytest.raises(ValueError, match=r"class 'b'.* head_threshold=3 .*the largest other class has 3\)") as info:
         SMARTAugmenter(head_threshold=3, random_state=0).fit_resample(X, np.array(["a", "b", "c"])[y])
     assert "np." not in str(info.value)
+
+
+def test_audit_tau_normalisation_never_gives_nan_weights():
+    """A zero weight row was 0 / 0 = NaN for tau > 1, and a huge tau overflowed: NaN probabilities either way."""
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.linear_model import LogisticRegression
+
+    from sklearn_lt.linear_model import TauNormalizedClassifier
+
+    base = LogisticRegression().fit(X0, Y0)
+    base.coef_[2] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model = TauNormalizedClassifier(FrozenEstimator(base), tau=2.0).fit(X0, Y0)
+    np.testing.assert_array_equal(model.coef_[2], 0.0)
+    assert np.all(np.isfinite(model.predict_proba(X0)))
+    with pytest.raises(ValueError, match=r"tau=1000000.0 overflows the normalised weights.*smaller tau"):
+        TauNormalizedClassifier(LogisticRegression(), tau=1e6).fit(X0, Y0)
