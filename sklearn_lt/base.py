@@ -94,9 +94,10 @@ def _check_finite_scores(estimator, logits, X):
         largest = float(np.max(np.abs(np.asarray(X, dtype=np.float64)[bad])))
         raise ValueError(
             f"{type(estimator).__name__} computed non-finite class scores (NaN or infinity) for {int(bad.sum())} of "
-            f"{len(bad)} rows: their features (largest magnitude {largest:.3g}) overflow the model's float32 "
-            "arithmetic. Scale the features as the training data were (e.g. a sklearn.preprocessing.StandardScaler "
-            "fitted on the training data, in a pipeline)."
+            f"{len(bad)} rows (largest feature magnitude in them: {largest:.3g}): the model's arithmetic overflowed. "
+            "If these features are far beyond the scale of the training data, scale them as the training data were "
+            "(e.g. a sklearn.preprocessing.StandardScaler fitted on the training data, in a pipeline); otherwise the "
+            "fitted model itself is broken: refit it."
         )
 
 
