@@ -502,3 +502,24 @@ def test_audit_tau_normalisation_never_gives_nan_weights():
     assert np.all(np.isfinite(model.predict_proba(X0)))
     with pytest.raises(ValueError, match=r"tau=1000000.0 overflows the normalised weights.*smaller tau"):
         TauNormalizedClassifier(LogisticRegression(), tau=1e6).fit(X0, Y0)
+
+
+def _fit_output(estimator):
+    if hasattr(estimator, "fit_resample"):
+        return _new(estimator).fit_resample(X0, Y0)[0]
+    return _new(estimator).fit(X0, Y0).predict_proba(X0)
+
+
+@pytest.mark.parametrize("estimator", INSTANCES, ids=[type(e).__name__ for e in INSTANCES])
+def test_audit_fit_under_a_float64_torch_default_dtype(estimator):
+    """Under torch.set_default_dtype(torch.float64) every torch fit failed with "mat1 and mat2 must have the same
+    dtype": the modules were built in float64 for float32 data. The fit must now be the float32 one, and leave the
+    caller's default alone."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        output = _fit_output(estimator)
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(previous)
+    np.testing.assert_array_equal(output, _fit_output(estimator))
