@@ -523,3 +523,12 @@ def test_audit_fit_under_a_float64_torch_default_dtype(estimator):
     finally:
         torch.set_default_dtype(previous)
     np.testing.assert_array_equal(output, _fit_output(estimator))
+
+
+def test_audit_metric_labels_must_be_one_dimensional():
+    """labels=[[0, 1]] failed deep inside with "operands could not be broadcast together"."""
+    from sklearn_lt.metrics import harmonic_mean_recall, per_class_recall
+
+    with pytest.raises(ValueError, match=r"labels must be a 1-d list of class labels, got an array of shape \(1, 2\)"):
+        per_class_recall([0, 0, 1, 1, 2, 2], [0, 0, 0, 0, 0, 0], labels=[[0, 1]])
+    assert harmonic_mean_recall([0, 0, 1, 1], [0, 0, 1, 0], labels=[0, 1, 5]) == pytest.approx(2 / 3)  # 5 left out
