@@ -79,6 +79,28 @@ def validate_classification_data(estimator, X, y, sample_weight=None, *, min_cla
 PREDICT_CHUNK_ROWS = 4096
 
 
+def _check_finite_scores(estimator, logits, X):
+    """Raise a ValueError when a row's class scores overflowed (NaN or +inf, or all -inf).
+
+    Inputs inside the float32 range can still overflow inside a float32 model
+    (a hidden layer of an MLP on features near 1e38): the softmax of such a row
+    is NaN and its argmax is class 0, a silent wrong answer. A score of -inf
+    next to finite ones is a valid "impossible class" and passes.
+    """
+    if logits.ndim != 2 or logits.shape[1] == 0:
+        return
+    bad = ~np.isfinite(np.max(logits, axis=1))
+    if np.any(bad):
+        largest = float(np.max(np.abs(np.asarray(X, dtype=np.float64)[bad])))
+        raise ValueError(
+            f"{type(estimator).__name__} computed non-finite class scores (NaN or infinity) for {int(bad.sum())} of "
+            f"{len(bad)} rows (largest feature magnitude in them: {largest:.3g}): the model's arithmetic overflowed. "
+            "If these features are far beyond the scale of the training data, scale them as the training data were "
+            "(e.g. a sklearn.preprocessing.StandardScaler fitted on the training data, in a pipeline); otherwise the "
+            "fitted model itself is broken: refit it."
+        )
+
+
 class ClassifierOutputMixin:
     """``predict``, ``predict_proba``, ``predict_log_proba`` and ``decision_function`` from ``_logits``.
 
@@ -123,7 +145,9 @@ class ClassifierOutputMixin:
         for start in range(0, X.shape[0], chunk):
             rows = slice(start, min(start + chunk, X.shape[0]))
             # converting a chunk, not X, keeps a float64 input from costing a float32 copy of X
-            yield rows, np.asarray(self._logits(np.ascontiguousarray(X[rows], dtype=np.float32)))
+            logits = np.asarray(self._logits(np.ascontiguousarray(X[rows], dtype=np.float32)))
+            _check_finite_scores(self, logits, X[rows])
+            yield rows, logits
 
     def _fill(self, X, transform, n_columns, dtype=None):
         out = None

@@ -236,6 +236,34 @@ def test_predict_refuses_bad_input(estimator, case, method):
         getattr(model, method)(X)
 
 
+def _near_float32_max():
+    # inside the float32 range, so accepted, but a float32 hidden layer overflows on it
+    X = np.full((4, X0.shape[1]), 3e38)
+    X[1] *= -1
+    X[2, ::2] *= -1
+    return X
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "predict_log_proba", "decision_function"])
+@pytest.mark.parametrize("estimator", CLASSIFIERS, ids=CLASSIFIER_IDS)
+def test_predict_overflow_inside_the_model_is_an_error_not_nan(estimator, method):
+    """Scores that overflow inside the model were NaN probabilities and an argmax of class 0 (MLP, BTM)."""
+    model = _fitted(estimator)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        try:
+            output = getattr(model, method)(_near_float32_max())
+        except ValueError as exc:
+            assert "non-finite class scores" in str(exc) and "scale them as the training data were" in str(exc)
+            return
+    if method == "predict":  # a class label is only right if the probabilities behind it are numbers
+        output = model.predict_proba(_near_float32_max())
+    if method == "predict_log_proba":
+        assert not np.any(np.isnan(output))
+    else:
+        assert np.all(np.isfinite(output))
+
+
 @pytest.mark.parametrize("estimator", CLASSIFIERS, ids=CLASSIFIER_IDS)
 def test_read_only_memmap_input_without_warnings(estimator, tmp_path):
     model = _fitted(estimator)
@@ -404,3 +432,103 @@ def test_item12_messages_show_plain_labels_and_smart_keeps_float16():
     assert "np.int64" not in str(info.value) and "(3)" in str(info.value)
     X_res, _ = SMARTAugmenter(head_threshold=20, random_state=0).fit_resample(X0.astype(np.float16), Y0)
     assert X_res.dtype == np.float16
+
+
+# ------------------------------------------------------------------- regression tests of the input audit
+
+
+def test_audit_make_long_tailed_message_shows_the_plain_label():
+    from sklearn_lt.datasets import make_long_tailed
+
+    with pytest.raises(ValueError, match=r"class 1 has 30 samples") as info:
+        make_long_tailed(X0, Y0, imbalance_ratio=2, n_test_per_class=3, random_state=0)
+    assert "np.int64" not in str(info.value)
+    with pytest.raises(ValueError, match=r"class 'b' has 30 samples"):
+        make_long_tailed(X0, np.array(["a", "b", "c", "d", "tail"])[Y0], imbalance_ratio=2, n_test_per_class=3)
+
+
+@pytest.mark.parametrize("estimator", CLASSIFIERS, ids=CLASSIFIER_IDS)
+def test_audit_fit_on_a_dataframe_raises_no_feature_name_warning(estimator):
+    """The fit-time check of a degenerate fit predicted on the validated array and warned that "X does not have
+    valid feature names" on every fit on a DataFrame."""
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(X0, columns=[f"feature_{i}" for i in range(X0.shape[1])])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*feature names", category=UserWarning)
+        model = _new(estimator).fit(X, Y0)
+        model.predict(X)
+    np.testing.assert_array_equal(model.feature_names_in_, X.columns)
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        model.predict(X0)  # the warning still fires where it means something
+
+
+@pytest.mark.parametrize(
+    "class_counts, tau, match",
+    [([10, -1], 1.0, "non-negative"), ([np.nan, 1], 1.0, "finite"), ([[10, 1]], 1.0, "1-d"), ([10, 1], np.nan, "tau")],
+)
+def test_audit_logit_adjusted_loss_refuses_invalid_counts(class_counts, tau, match):
+    """A negative count was silently taken as 1, a NaN one made every loss NaN, a 2-d one broadcast."""
+    from sklearn_lt.torch import LogitAdjustedLoss
+
+    with pytest.raises(ValueError, match=match):
+        LogitAdjustedLoss(np.array(class_counts), tau=tau)
+    loss = LogitAdjustedLoss(np.array([10, 0]))  # an empty class is valid: its prior is floored at one sample
+    assert torch.isfinite(loss(torch.zeros(2, 2), torch.tensor([0, 1])))
+
+
+def test_audit_smart_no_head_class_message_is_plain_and_short():
+    """The message listed every class size as {np.int64(0): np.int64(3), ...}, one entry per class."""
+    from sklearn_lt.augmentation import SMARTAugmenter
+
+    X, y = _data((3, 1, 1))
+    with pytest.raises(ValueError, match=r"class 'b'.* head_threshold=3 .*the largest other class has 3\)") as info:
+        SMARTAugmenter(head_threshold=3, random_state=0).fit_resample(X, np.array(["a", "b", "c"])[y])
+    assert "np." not in str(info.value)
+
+
+def test_audit_tau_normalisation_never_gives_nan_weights():
+    """A zero weight row was 0 / 0 = NaN for tau > 1, and a huge tau overflowed: NaN probabilities either way."""
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.linear_model import LogisticRegression
+
+    from sklearn_lt.linear_model import TauNormalizedClassifier
+
+    base = LogisticRegression().fit(X0, Y0)
+    base.coef_[2] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model = TauNormalizedClassifier(FrozenEstimator(base), tau=2.0).fit(X0, Y0)
+    np.testing.assert_array_equal(model.coef_[2], 0.0)
+    assert np.all(np.isfinite(model.predict_proba(X0)))
+    with pytest.raises(ValueError, match=r"tau=1000000.0 overflows the normalised weights.*smaller tau"):
+        TauNormalizedClassifier(LogisticRegression(), tau=1e6).fit(X0, Y0)
+
+
+def _fit_output(estimator):
+    if hasattr(estimator, "fit_resample"):
+        return _new(estimator).fit_resample(X0, Y0)[0]
+    return _new(estimator).fit(X0, Y0).predict_proba(X0)
+
+
+@pytest.mark.parametrize("estimator", INSTANCES, ids=[type(e).__name__ for e in INSTANCES])
+def test_audit_fit_under_a_float64_torch_default_dtype(estimator):
+    """Under torch.set_default_dtype(torch.float64) every torch fit failed with "mat1 and mat2 must have the same
+    dtype": the modules were built in float64 for float32 data. The fit must now be the float32 one, and leave the
+    caller's default alone."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        output = _fit_output(estimator)
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(previous)
+    np.testing.assert_array_equal(output, _fit_output(estimator))
+
+
+def test_audit_metric_labels_must_be_one_dimensional():
+    """labels=[[0, 1]] failed deep inside with "operands could not be broadcast together"."""
+    from sklearn_lt.metrics import harmonic_mean_recall, per_class_recall
+
+    with pytest.raises(ValueError, match=r"labels must be a 1-d list of class labels, got an array of shape \(1, 2\)"):
+        per_class_recall([0, 0, 1, 1, 2, 2], [0, 0, 0, 0, 0, 0], labels=[[0, 1]])
+    assert harmonic_mean_recall([0, 0, 1, 1], [0, 0, 1, 0], labels=[0, 1, 5]) == pytest.approx(2 / 3)  # 5 left out

@@ -542,7 +542,8 @@ class SMARTAugmenter(BaseOverSampler):
             if len(candidates) == 0:
                 raise ValueError(
                     f"SMARTAugmenter has no head class to transfer to class {label_repr(label)}: no other class has more "
-                    f"than head_threshold={self.head_threshold} samples (class sizes: {dict(zip(classes, counts))}). "
+                    f"than head_threshold={self.head_threshold} samples (the largest other class has "
+                    f"{int(np.delete(counts, k).max(initial=0))}). "
                     "Lower head_threshold."
                 )
             sources.append(rng.choice(members[k], size=n_new, replace=True))

@@ -9,6 +9,7 @@ from sklearn.utils.validation import check_array, check_consistent_length
 
 from ..utils import _param_constraints as pc
 from ..utils._class_stats import class_indices
+from ..utils._validation import label_repr
 
 PROFILES = ("exponential", "pareto")
 
@@ -143,7 +144,7 @@ def make_long_tailed(
     if short:
         c, s, k = short[0]
         raise ValueError(
-            f"class {c!r} has {s} samples but needs {k} for training plus {n_test_per_class} for testing; "
+            f"class {label_repr(c)} has {s} samples but needs {k} for training plus {n_test_per_class} for testing; "
             f"lower n_max or n_test_per_class."
         )
     train, test = [], []

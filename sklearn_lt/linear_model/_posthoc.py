@@ -143,7 +143,15 @@ class TauNormalizedClassifier(ClassifierOutputMixin, ClassifierMixin, BaseEstima
         X, y_encoded, weights = validate_classification_data(self, X, y, sample_weight)
         self.estimator_, W, b = fit_base_linear(self, X, y, sample_weight)
         norms = np.linalg.norm(W, axis=1, keepdims=True)
-        self.coef_ = W / np.maximum(norms, np.finfo(np.float64).tiny) ** float(self.tau)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            self.coef_ = W / np.maximum(norms, np.finfo(np.float64).tiny) ** float(self.tau)
+        self.coef_[norms[:, 0] == 0] = 0.0  # a zero weight row stays zero (0 / tiny ** tau is 0 / 0 for tau > 1)
+        if not np.all(np.isfinite(self.coef_)):
+            raise ValueError(
+                f"tau={self.tau} overflows the normalised weights: the base classifier's weight norms range from "
+                f"{norms.min():.3g} to {norms.max():.3g}, and norm ** tau leaves the float64 range; "
+                "use a smaller tau (usual values lie between 0 and 2)."
+            )
         self.intercept_ = b if self.keep_intercept else np.zeros_like(b)
         warn_if_degenerate(self, X, y_encoded, weights, stacklevel=4)
         return self

@@ -37,6 +37,8 @@ def per_class_recall(y_true, y_pred, *, labels=None, sample_weight=None):
     """
     y_true, y_pred, w = _check_recall_input(y_true, y_pred, sample_weight)
     labels = np.unique(y_true) if labels is None else np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be a 1-d list of class labels, got an array of shape {labels.shape}.")
     correct = y_true == y_pred
     recall = np.full(len(labels), np.nan)
     for i, label in enumerate(labels):
@@ -96,7 +98,8 @@ def harmonic_mean_recall(y_true, y_pred, *, labels=None, sample_weight=None, zer
     y_true, y_pred : array-like of shape (n_samples,)
         True and predicted labels.
     labels : array-like, default=None
-        Classes to average over; ``None`` means those present in ``y_true``.
+        Classes to average over; ``None`` means those present in ``y_true``; a
+        requested class with no sample in ``y_true`` has no recall and is left out.
     sample_weight : array-like of shape (n_samples,), default=None
         Sample weights.
     zero_recall : float or None, default=1e-3
@@ -128,7 +131,8 @@ def geometric_mean_recall(y_true, y_pred, *, labels=None, sample_weight=None, ze
     y_true, y_pred : array-like of shape (n_samples,)
         True and predicted labels.
     labels : array-like, default=None
-        Classes to average over; ``None`` means those present in ``y_true``.
+        Classes to average over; ``None`` means those present in ``y_true``; a
+        requested class with no sample in ``y_true`` has no recall and is left out.
     sample_weight : array-like of shape (n_samples,), default=None
         Sample weights.
     zero_recall : float or None, default=1e-3
@@ -160,7 +164,8 @@ def lowest_recall(y_true, y_pred, *, labels=None, sample_weight=None):
     y_true, y_pred : array-like of shape (n_samples,)
         True and predicted labels.
     labels : array-like, default=None
-        Classes to consider; ``None`` means those present in ``y_true``.
+        Classes to consider; ``None`` means those present in ``y_true``; a
+        requested class with no sample in ``y_true`` has no recall and is left out.
     sample_weight : array-like of shape (n_samples,), default=None
         Sample weights.
 

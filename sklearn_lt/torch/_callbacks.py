@@ -132,7 +132,9 @@ def warn_if_degenerate(estimator, X, y_encoded, sample_weight=None, *, stackleve
     if n_classes < 2:
         return False
     # torch's DataLoader draws a seed from the global RNG per iteration: keep the caller's stream intact
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        # X is the validated array of a fit on a DataFrame: its column names were already checked
+        warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
         predicted = np.unique(estimator.predict(X[rows]))
     if len(predicted) > 1:
         return False

@@ -40,14 +40,23 @@ def draw_seed(random_state):
 
 @contextlib.contextmanager
 def seeded(seed, device="cpu"):
-    """Run a block with torch's global RNG seeded, and restore the caller's RNG state after.
+    """Run a block with torch's global RNG seeded and float32 as the default dtype; restore both after.
 
     Module initialisation and dropout use the global generator; forking it keeps
     ``fit`` reproducible without changing the random stream of the user's program.
+    The models compute in float32: under a caller's
+    ``torch.set_default_dtype(torch.float64)`` the modules built in the block
+    would be float64 and fail on the float32 data ("mat1 and mat2 must have
+    the same dtype").
     """
     devices = []
     if str(device).startswith("cuda") and torch.cuda.is_available():
         devices = [torch.device(device).index or 0]
+    default_dtype = torch.get_default_dtype()
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        yield torch.Generator().manual_seed(seed)
+        torch.set_default_dtype(torch.float32)
+        try:
+            yield torch.Generator().manual_seed(seed)
+        finally:
+            torch.set_default_dtype(default_dtype)

@@ -39,10 +39,19 @@ class LogitAdjustedLoss(nn.Module):
     def __init__(self, class_counts=None, tau=1.0):
         super().__init__()
         self.tau = float(tau)
+        if not np.isfinite(self.tau):
+            raise ValueError(f"tau must be a finite number, got {tau!r}.")
         if self.tau != 0.0:
             if class_counts is None:
                 raise ValueError("LogitAdjustedLoss with tau != 0 needs class_counts.")
-            counts = torch.as_tensor(np.asarray(class_counts, dtype=np.float64), dtype=torch.float32)
+            counts = np.asarray(class_counts, dtype=np.float64)
+            # a NaN count makes every loss NaN (reported as a diverged fit), a negative one silently counts as 1
+            if counts.ndim != 1 or not np.all(np.isfinite(counts)) or np.any(counts < 0):
+                raise ValueError(
+                    "class_counts must be a 1-d array of finite, non-negative class sizes, got an array of shape "
+                    f"{counts.shape} with values from {np.min(counts, initial=np.inf)} to {np.max(counts, initial=-np.inf)}."
+                )
+            counts = torch.as_tensor(counts, dtype=torch.float32)
             self.register_buffer("adjustment", self.tau * torch.log(counts.clamp_min(1.0)))
         else:
             self.adjustment = None
