@@ -173,8 +173,8 @@ def quality_markdown(rows, diffs, diagnostics, seeds):
 def run_scale(name, seeds, factors, log):
     """Default vs paper units on the raw (unit-norm) embeddings multiplied by each factor."""
     settings = {
-        "default (feature_scale='auto', cosine)": {},
-        "paper units (feature_scale=1, constant lr)": {"feature_scale": 1.0, "lr_schedule": "constant"},
+        "default (feature_scale='auto')": {},
+        "paper units (feature_scale=1)": {"feature_scale": 1.0},
     }
     rows = {}
     for seed in seeds:
