@@ -6,6 +6,8 @@ import inspect
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.optimize import minimize, rosen, rosen_der
 from scipy.special import logsumexp, softmax
 
@@ -144,3 +146,37 @@ def test_lbfgs_fit_pickles_and_predicts_the_same():
     clf = LinearClassifier(solver="lbfgs", max_epochs=20, device="cpu", random_state=0).fit(X, y)
     loaded = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(loaded.predict_proba(X_test), clf.predict_proba(X_test))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    dim=st.integers(1, 12),
+    condition=st.floats(1.0, 1e4),
+    seed=st.integers(0, 2**16),
+    max_evals=st.integers(1, 60),
+)
+def test_lbfgs_properties_on_convex_quadratics(dim, condition, seed, max_evals):
+    # On f(x) = 0.5 (x - c)' A (x - c), A SPD: every accepted step satisfies sufficient decrease (so the loss
+    # never rises), the budget is never exceeded, the result is an evaluated point, and where the solver
+    # stops before its budget (gradient test, or torch's tolerances: a directional derivative, step or loss
+    # change below 1e-9) it is at the minimum (0) to within what those tolerances allow.
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    A = torch.tensor(Q @ np.diag(np.geomspace(1.0, condition, dim)) @ Q.T)
+    c = torch.tensor(rng.standard_normal(dim))
+    evaluated = []
+
+    def objective(x):
+        r = x - c
+        evaluated.append((x.clone(), float(0.5 * r @ A @ r)))
+        return evaluated[-1][1], A @ r
+
+    x0 = torch.zeros(dim, dtype=torch.float64)
+    x = _lbfgs.minimize_lbfgs(objective, x0, max_evals=max_evals, tol=1e-8)
+    assert 1 <= len(evaluated) <= max_evals
+    assert torch.equal(x0, torch.zeros(dim, dtype=torch.float64))  # the start is not modified
+    final = [f for point, f in evaluated if torch.equal(point, x)]
+    assert final, "the returned point was never evaluated"
+    assert final[0] <= evaluated[0][1]
+    if len(evaluated) < max_evals:
+        assert final[0] <= 1e-6 * max(1.0, evaluated[0][1])
