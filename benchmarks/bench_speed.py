@@ -28,11 +28,15 @@ n = 115,846.
 
     python benchmarks/bench_speed.py                           # full grid, every estimator (long on a CPU)
     python benchmarks/bench_speed.py --grid core               # n and C scaling for the single-stage models
-    python benchmarks/bench_speed.py --quick                   # core heads, small sizes, in process (~1-2 min: 128 s wall, 64 s CPU, loaded 2-core machine)
+    python benchmarks/bench_speed.py --quick                   # core heads, small sizes, in process, + a default fit vs LogisticRegression (~2 min)
     python benchmarks/bench_speed.py --device cuda             # the same on a GPU
     python benchmarks/bench_speed.py --models LearnedNCM --configs 115846:1000
     python benchmarks/bench_speed.py --solvers letter icd10cm wordnet 30000:512:1000   # solvers vs LogisticRegression
     python benchmarks/bench_speed.py --lbfgs-penalty [--auto]   # the L-BFGS penalty, cap and dtype on validation splits
+
+With ``--vs-logreg`` (on with ``--quick``) each single-stage head's row adds its default fit (all its
+epochs) and ``LogisticRegression(class_weight="balanced")`` on the same data in the same process, next to
+the strong raw loop and the FLOP bound for the same epochs: what a user would pick instead, side by side.
 
 Writes ``benchmarks/results/speed_<device>[_quick].md`` and ``.jsonl``.
 """
@@ -48,10 +52,12 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import torch
 from _common import gemm_gflops
+from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -107,6 +113,16 @@ def make_estimator(name, epochs, device):
         "DLSAClassifier": lambda: DLSAClassifier(flow_max_epochs=epochs, max_epochs=epochs, **common),
     }
     return factories[name]()
+
+
+def make_default_estimator(name, device):
+    """A single-stage head exactly at its defaults (all its epochs), for the comparison with LogisticRegression."""
+    from sklearn_lt.linear_model import LinearClassifier
+    from sklearn_lt.neural_network import MLPHeadClassifier
+    from sklearn_lt.prototypes import LearnedNCM
+
+    heads = {"LinearClassifier": LinearClassifier, "LearnedNCM": LearnedNCM, "MLPHeadClassifier": MLPHeadClassifier}
+    return heads[name](random_state=0, device=device)
 
 
 MODELS = [
@@ -506,6 +522,35 @@ def measure_memory(model, X, y, epochs, device):
     }
 
 
+def default_fit_vs_logreg(model, X, y, device):
+    """The head's own default fit and ``LogisticRegression(class_weight="balanced")`` on the same data, in turn.
+
+    What a user would pick instead, timed in the same process as the interleaved library / raw / GEMM
+    epochs of the row, so that the three comparisons share one machine state. LogisticRegression runs
+    on the CPU with scikit-learn's defaults (lbfgs, ``max_iter=100``).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    estimator = make_default_estimator(model, device)
+    _sync(device)
+    start = time.perf_counter()
+    estimator.fit(X, y)
+    _sync(device)
+    default_fit_s = time.perf_counter() - start
+    logreg = LogisticRegression(class_weight="balanced")
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # recorded as its iteration count instead
+        logreg.fit(X, y)
+    logreg_s = time.perf_counter() - start
+    return {
+        "default_epochs": int(estimator.max_epochs),
+        "default_fit_s": default_fit_s,
+        "logreg_balanced_fit_s": logreg_s,
+        "logreg_iters": int(np.max(logreg.n_iter_)),
+    }
+
+
 def _median_ratio(a, b):
     """Median of the per-round ratios a[i] / b[i], after the first (warm-up) round."""
     pairs = list(zip(a, b))
@@ -513,7 +558,7 @@ def _median_ratio(a, b):
     return float(statistics.median(x / y for x, y in pairs))
 
 
-def run_one(model, n, d, C, epochs, device, in_process=False, memory=True):
+def run_one(model, n, d, C, epochs, device, in_process=False, memory=True, vs_logreg=False):
     X, y = long_tailed_data(n, d, C)
     row_memory = measure_memory(model, X, y, epochs, device) if memory else {}
     estimator = make_estimator(model, epochs, device)
@@ -571,6 +616,7 @@ def run_one(model, n, d, C, epochs, device, in_process=False, memory=True):
         "in_process": in_process,
         "stages": stages,
         **row_memory,
+        **(default_fit_vs_logreg(model, X, y, device) if vs_logreg and model in CORE_MODELS else {}),
     }
 
 
@@ -662,7 +708,42 @@ def markdown(rows, device, gflops, epochs, threads, quick):
             f"library / strong raw of the main stage, over all rows: median {statistics.median(strong_ratios):.2f}, "
             f"range {min(strong_ratios):.2f}-{max(strong_ratios):.2f}.",
         ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + logreg_markdown(rows, gflops)) + "\n"
+
+
+def logreg_markdown(rows, gflops):
+    """The default fit of each single-stage head next to a strong raw loop, the FLOP bound and LogisticRegression."""
+    compared = [r for r in rows if "default_fit_s" in r and "error" not in r]
+    if not compared:
+        return []
+    lines = [
+        "",
+        "## A default fit against what a user would pick instead",
+        "",
+        "Same process and data as the row above, after its interleaved epochs: the head at its defaults (all its "
+        "epochs, `fit` timed whole) and `LogisticRegression(class_weight='balanced')` (scikit-learn's defaults: "
+        "lbfgs, max_iter=100, on the CPU; `iters` its iterations). `strong raw` and `bound` are the main stage's "
+        "per-epoch strong raw loop and FLOP bound from the table above, times the default epochs. Ratios < 1: "
+        "the library is faster.",
+        "",
+        "| estimator | n | C | default epochs | default fit s | strong raw s | bound s | LR balanced fit s (iters) "
+        "| fit / strong raw | fit / bound | fit / LR balanced |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in compared:
+        _, _, _, main = summarise(row, gflops)
+        epochs = row["default_epochs"]
+        strong = main.get("strong_s")
+        strong = None if strong is None else strong * epochs
+        bound = main["gflop"] / gflops * epochs
+        fit = row["default_fit_s"]
+        lines.append(
+            f"| {row['model']} | {row['n']:,} | {row['C']:,} | {epochs} | {fit:.2f} | {_fmt(strong, '.2f')} | "
+            f"{bound:.2f} | {row['logreg_balanced_fit_s']:.2f} ({row['logreg_iters']}) | "
+            f"{_fmt(None if strong is None else fit / strong, '.2f')} | {fit / bound:.1f} | "
+            f"{fit / row['logreg_balanced_fit_s']:.2f} |"
+        )
+    return lines
 
 
 # ----------------------------------------------------------------------------- solvers of the convex heads
@@ -967,7 +1048,7 @@ def penalty_markdown(rows):
 
 def run_in_subprocess(model, n, C, args):
     cmd = [sys.executable, os.path.abspath(__file__), "--one", model, str(n), str(args.d), str(C),
-           "--epochs", str(args.epochs), "--device", args.device]
+           "--epochs", str(args.epochs), "--device", args.device] + (["--vs-logreg"] if args.vs_logreg else [])
     try:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=args.timeout)
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -1004,11 +1085,14 @@ def main(argv=None):
     parser.add_argument("--estimators", nargs="+", default=None, help="with --solvers: only these rows")
     parser.add_argument("--tag", default="", help="suffix of the result files (speed_<device>[_quick][_TAG])")
     parser.add_argument("--report", action="store_true", help="only render the markdown from the .jsonl")
+    parser.add_argument("--vs-logreg", action="store_true",
+                        help="also time each single-stage head's default fit (all its epochs) and "
+                        "LogisticRegression(class_weight='balanced') on the row's data (on with --quick)")
     parser.add_argument("--one", nargs=4, metavar=("MODEL", "N", "D", "C"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         model, n, d, C = args.one
-        print(json.dumps(run_one(model, int(n), int(d), int(C), args.epochs, args.device)))
+        print(json.dumps(run_one(model, int(n), int(d), int(C), args.epochs, args.device, vs_logreg=args.vs_logreg)))
         return
 
     if args.lbfgs_penalty is not None:
@@ -1056,8 +1140,9 @@ def main(argv=None):
         print(text)
         return
 
-    if args.quick:  # the documented minute: the three core heads, small sizes, no process per configuration
+    if args.quick:  # the documented minutes: the three core heads, small sizes, no process per configuration
         args.in_process = True
+        args.vs_logreg = True
     models = args.models or (CORE_MODELS if args.grid == "core" or args.quick else MODELS)
     if args.configs:
         configs = [tuple(int(v) for v in c.split(":")) for c in args.configs]
@@ -1072,7 +1157,8 @@ def main(argv=None):
             start = time.perf_counter()
             if args.in_process:
                 try:
-                    row = run_one(model, n, args.d, C, args.epochs, args.device, in_process=True)
+                    row = run_one(model, n, args.d, C, args.epochs, args.device, in_process=True,
+                                  vs_logreg=args.vs_logreg)
                 except Exception as exc:  # record and go on: one failing configuration must not end the suite
                     row = {"model": model, "n": n, "C": C, "error": f"{type(exc).__name__}: {exc}"[:120]}
                 if args.device.startswith("cuda"):
