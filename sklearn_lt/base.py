@@ -140,6 +140,10 @@ class ClassifierOutputMixin:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         check_float32_range(X, estimator=self)
+        yield from self._validated_logit_chunks(X)
+
+    def _validated_logit_chunks(self, X):
+        """``(rows, logits)`` for consecutive row chunks of an ``X`` this estimator has already validated."""
         net = getattr(self, "net_", None)
         chunk = int(getattr(net, "predict_batch_size", None) or PREDICT_CHUNK_ROWS)
         for start in range(0, X.shape[0], chunk):
@@ -148,6 +152,10 @@ class ClassifierOutputMixin:
             logits = np.asarray(self._logits(np.ascontiguousarray(X[rows], dtype=np.float32)))
             _check_finite_scores(self, logits, X[rows])
             yield rows, logits
+
+    def _predict_validated(self, X):
+        """:meth:`predict` on features already validated (the training features, within ``fit``)."""
+        return self.classes_[np.concatenate([np.argmax(z, axis=1) for _, z in self._validated_logit_chunks(X)])]
 
     def _fill(self, X, transform, n_columns, dtype=None):
         out = None

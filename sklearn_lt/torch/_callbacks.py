@@ -109,7 +109,7 @@ def warn_if_degenerate(estimator, X, y_encoded, sample_weight=None, *, stackleve
     Parameters
     ----------
     estimator : fitted classifier
-        Has ``predict`` and ``classes_``.
+        A :class:`~sklearn_lt.base.ClassifierOutputMixin` (``_predict_validated``, ``classes_``).
     X : ndarray of shape (n_samples, n_features)
         The (validated) training features.
     y_encoded : ndarray of shape (n_samples,)
@@ -132,10 +132,10 @@ def warn_if_degenerate(estimator, X, y_encoded, sample_weight=None, *, stackleve
     if n_classes < 2:
         return False
     # torch's DataLoader draws a seed from the global RNG per iteration: keep the caller's stream intact
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-        # X is the validated array of a fit on a DataFrame: its column names were already checked
-        warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
-        predicted = np.unique(estimator.predict(X[rows]))
+    # X is already validated by the fit: predicting through ``predict`` would validate it again, and a
+    # model fitted on a DataFrame would warn that the array has no feature names
+    with torch.random.fork_rng(devices=[]):
+        predicted = np.unique(estimator._predict_validated(X[rows]))
     if len(predicted) > 1:
         return False
     separable = _nearest_mean_balanced_accuracy(X[rows], y_encoded[rows])
